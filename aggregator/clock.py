@@ -1,0 +1,25 @@
+"""The clock: the one place that reads the time.
+
+`AGGREGATOR_NOW` (an ISO 8601 time) pins it, for reproducible runs and golden-file tests.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from aggregator.errors import ConfigError
+
+NOW_ENV_VAR = "AGGREGATOR_NOW"
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC (or the time $AGGREGATOR_NOW pins)."""
+    pinned = os.environ.get(NOW_ENV_VAR)
+    if pinned:
+        try:
+            moment = datetime.fromisoformat(pinned.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(NOW_ENV_VAR, None, f"not an ISO 8601 time: {pinned!r}") from None
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.now(UTC)

@@ -1,0 +1,479 @@
+"""Read the TOML configuration into frozen dataclasses.
+
+Relative paths resolve against the config file's directory. Every problem raises
+`ConfigError` naming the file, the key (`sources[2].url`) and the reason; unknown keys are
+errors too, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from aggregator.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/aggregator.toml")
+CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
+
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyConfig:
+    """An agency: its slug (the TOML table name), display name and other spellings."""
+
+    slug: str
+    name: str
+    aliases: tuple[str, ...] = ()
+    homepage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConfig:
+    """Where and how the feeds are published."""
+
+    dir: Path
+    base_url: str
+    title: str
+    max_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where state lives: a SQLAlchemy URL (SQLite file by default)."""
+
+    url: str
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, when the store is one."""
+        prefix = "sqlite:///"
+        return Path(self.url[len(prefix) :]) if self.url.startswith(prefix) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """The daemon's cadence, in seconds."""
+
+    interval: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class DedupConfig:
+    """Thresholds of story matching; the defaults are tuned on tests/data/dedup."""
+
+    window_days: float = 14.0
+    """Items whose dates are further apart than this are never compared."""
+    merge_threshold: float = 0.5
+    """Score at or above which two items report one story."""
+    agree_threshold: float = 0.3
+    """Score every member of a story must reach with a joining item (no chaining)."""
+    near_miss_threshold: float = 0.3
+    """Score at or above which a pair kept apart is still recorded for `explain`."""
+    key_cap: int = 200
+    """A blocking key shared by more items than this (within the window) is ignored."""
+    candidate_limit: int = 40
+    """At most this many candidate items are compared with each new item."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeedFileSource:
+    """Bundled or user-written seed files, matched by a glob."""
+
+    path: str
+    """An absolute glob pattern."""
+    enabled: bool = True
+    name: str | None = None
+    type: Literal["seedfile"] = "seedfile"
+
+    @property
+    def label(self) -> str:
+        """How messages name this source."""
+        return self.name or self.path
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSource:
+    """A live RSS/Atom feed of one agency."""
+
+    agency: str
+    url: str
+    enabled: bool = True
+    interval: float | None = None
+    """Seconds between fetches; None means the schedule's interval."""
+    name: str | None = None
+    type: Literal["feed"] = "feed"
+
+    @property
+    def label(self) -> str:
+        """How messages name this source."""
+        return self.name or self.url
+
+
+SourceConfig = SeedFileSource | FeedSource
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration of one aggregator instance."""
+
+    path: Path
+    output: OutputConfig
+    store: StoreConfig
+    schedule: ScheduleConfig
+    dedup: DedupConfig
+    agencies: Mapping[str, AgencyConfig] = field(default_factory=dict)
+    sources: tuple[SourceConfig, ...] = ()
+
+    @property
+    def enabled_sources(self) -> tuple[SourceConfig, ...]:
+        """The sources a run reads."""
+        return tuple(s for s in self.sources if s.enabled)
+
+    def fingerprint(self, *sections: str) -> str:
+        """A digest of some sections (`agencies`, `output`, ...): equal digests, equal effect."""
+        picked = {name: _plain(getattr(self, name)) for name in sections}
+        blob = json.dumps(picked, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return value
+
+
+def find_config_path(explicit: str | None) -> Path:
+    """The config to use: `--config`, else $AGGREGATOR_CONFIG, else config/aggregator.toml."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the config file at `path`; raise ConfigError on any problem."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(path, None, "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, f"not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, None, f"invalid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document read from `path`."""
+    base = path.resolve().parent
+    root = _Table(data, path, "")
+    output = _parse_output(root.table("output"), base)
+    store = _parse_store(root.table("store"), base)
+    schedule = _parse_schedule(root.table("schedule"))
+    dedup = _parse_dedup(root.table("dedup"))
+    agencies = _parse_agencies(root.table("agencies"))
+    sources = _parse_sources(root.table_list("sources"), base, agencies)
+    root.finish()
+    return Config(
+        path=path,
+        output=output,
+        store=store,
+        schedule=schedule,
+        dedup=dedup,
+        agencies=agencies,
+        sources=sources,
+    )
+
+
+def _parse_output(t: _Table, base: Path) -> OutputConfig:
+    out_dir = _resolve(base, t.string("dir", "../output"))
+    base_url = t.string("base_url", "http://localhost:8080/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise t.error("base_url", f"must be an http(s) URL, got {base_url!r}")
+    if not base_url.endswith("/"):
+        base_url += "/"
+    title = t.string("title", "Security & Justice Newswire")
+    if not title.strip():
+        raise t.error("title", "must not be empty")
+    max_entries = t.integer("max_entries", 200, minimum=1)
+    t.finish()
+    return OutputConfig(dir=out_dir, base_url=base_url, title=title, max_entries=max_entries)
+
+
+def _parse_store(t: _Table, base: Path) -> StoreConfig:
+    path = t.optional_string("path")
+    url = t.optional_string("url")
+    t.finish()
+    if path is not None and url is not None:
+        raise t.error("url", "give either path or url, not both")
+    if url is not None:
+        if "://" not in url:
+            raise t.error("url", f"not a database URL: {url!r}")
+        return StoreConfig(url=_with_driver(url))
+    return StoreConfig(url=f"sqlite:///{_resolve(base, path or '../state/aggregator.db')}")
+
+
+def _with_driver(url: str) -> str:
+    """Pick psycopg 3 for plain postgresql:// URLs (SQLAlchemy would default to psycopg2)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def _parse_schedule(t: _Table) -> ScheduleConfig:
+    interval = t.duration("interval", 900.0)
+    t.finish()
+    return ScheduleConfig(interval=interval)
+
+
+def _parse_dedup(t: _Table) -> DedupConfig:
+    default = DedupConfig()
+    window = t.number("window_days", default.window_days, minimum=0.0)
+    merge = t.number("merge_threshold", default.merge_threshold, minimum=0.0, maximum=1.0)
+    agree = t.number("agree_threshold", default.agree_threshold, minimum=0.0, maximum=1.0)
+    near = t.number("near_miss_threshold", default.near_miss_threshold, minimum=0.0, maximum=1.0)
+    key_cap = t.integer("key_cap", default.key_cap, minimum=1)
+    candidate_limit = t.integer("candidate_limit", default.candidate_limit, minimum=1)
+    t.finish()
+    for name, value in (("near_miss_threshold", near), ("agree_threshold", agree)):
+        if value > merge:
+            raise t.error(name, f"must not exceed merge_threshold ({merge})")
+    return DedupConfig(
+        window_days=window, merge_threshold=merge, agree_threshold=agree,
+        near_miss_threshold=near, key_cap=key_cap, candidate_limit=candidate_limit,
+    )
+
+
+def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:
+    agencies: dict[str, AgencyConfig] = {}
+    for slug in t.keys():
+        if not _SLUG_RE.match(slug):
+            raise t.error(slug, "agency names must be lowercase letters, digits and dashes")
+        at = t.table(slug)
+        name = at.string("name", slug)
+        if not name.strip():
+            raise at.error("name", "must not be empty")
+        aliases = at.string_list("aliases", ())
+        homepage = at.optional_string("homepage")
+        at.finish()
+        agencies[slug] = AgencyConfig(slug=slug, name=name, aliases=aliases, homepage=homepage)
+    t.finish()
+    return agencies
+
+
+def _parse_sources(
+    tables: list[_Table],
+    base: Path,
+    agencies: Mapping[str, AgencyConfig],
+) -> tuple[SourceConfig, ...]:
+    sources: list[SourceConfig] = []
+    for t in tables:
+        kind = t.string("type")
+        enabled = t.boolean("enabled", True)
+        name = t.optional_string("name")
+        source: SourceConfig
+        if kind == "seedfile":
+            pattern = t.string("path")
+            source = SeedFileSource(path=str(_resolve(base, pattern)), enabled=enabled, name=name)
+        elif kind == "feed":
+            agency = t.string("agency")
+            if agency not in agencies:
+                known = ", ".join(sorted(agencies)) or "none configured"
+                raise t.error("agency", f"unknown agency {agency!r} (known: {known})")
+            url = t.string("url")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise t.error("url", f"must be an http(s) URL, got {url!r}")
+            interval = t.duration("interval", None)
+            source = FeedSource(
+                agency=agency, url=url, enabled=enabled, interval=interval, name=name
+            )
+        else:
+            raise t.error("type", f"unknown source type {kind!r} (known: seedfile, feed)")
+        t.finish()
+        sources.append(source)
+    return tuple(sources)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like `15m`, `1h30m`, `90s`, `2d`; ValueError if bad."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        pos, seconds = 0, 0.0
+        for match in _DURATION_RE.finditer(text):
+            if text[pos : match.start()].strip():
+                break
+            seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+            pos = match.end()
+        if pos == 0 or text[pos:].strip():
+            raise ValueError(f"not a duration: {value!r} (try '15m', '1h', '90s')")
+    else:
+        raise ValueError("expected a duration such as '15m'")
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+_TYPE_NAMES = {
+    str: "string",
+    int: "integer",
+    float: "float",
+    bool: "boolean",
+    dict: "table",
+    list: "array",
+}
+
+
+def _type_name(value: object) -> str:
+    for kind, name in _TYPE_NAMES.items():
+        if type(value) is kind:
+            return name
+    return type(value).__name__
+
+
+class _Table:
+    """One TOML table being read: typed getters that remember which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], file: Path, where: str) -> None:
+        self._data = data
+        self._file = file
+        self._where = where
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._where}.{name}" if self._where else name
+
+    def error(self, name: str, reason: str) -> ConfigError:
+        return ConfigError(self._file, self.key(name), reason)
+
+    def keys(self) -> list[str]:
+        return list(self._data)
+
+    def _get(self, name: str) -> Any:
+        self._used.add(name)
+        return self._data.get(name)
+
+    def _require(self, name: str, value: Any, kinds: tuple[type, ...], expected: str) -> Any:
+        if value is None:
+            raise self.error(name, f"missing required key (expected {expected})")
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(name, f"expected {expected}, got boolean")
+        if not isinstance(value, kinds):
+            raise self.error(name, f"expected {expected}, got {_type_name(value)}")
+        return value
+
+    def string(self, name: str, default: str | None = None) -> str:
+        value = self._get(name)
+        if value is None and default is not None:
+            return default
+        return str(self._require(name, value, (str,), "a string"))
+
+    def optional_string(self, name: str) -> str | None:
+        value = self._get(name)
+        return None if value is None else str(self._require(name, value, (str,), "a string"))
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name)
+        return default if value is None else bool(self._require(name, value, (bool,), "true/false"))
+
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        value = self._get(name)
+        if value is None:
+            return default
+        number = int(self._require(name, value, (int,), "an integer"))
+        if minimum is not None and number < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {number}")
+        return number
+
+    def number(
+        self, name: str, default: float, *, minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float:
+        value = self._get(name)
+        if value is None:
+            return default
+        number = float(self._require(name, value, (int, float), "a number"))
+        if minimum is not None and number < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {number}")
+        if maximum is not None and number > maximum:
+            raise self.error(name, f"must be at most {maximum}, got {number}")
+        return number
+
+    def duration(self, name: str, default: float | None) -> Any:
+        value = self._get(name)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def string_list(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._get(name)
+        if value is None:
+            return default
+        self._require(name, value, (list,), "an array of strings")
+        for index, element in enumerate(value):
+            if not isinstance(element, str):
+                raise self.error(f"{name}[{index}]", f"expected a string, got {_type_name(element)}")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        value = self._get(name)
+        if value is None:
+            value = {}
+        self._require(name, value, (dict,), "a table")
+        return _Table(value, self._file, self.key(name))
+
+    def table_list(self, name: str) -> list[_Table]:
+        value = self._get(name)
+        if value is None:
+            return []
+        self._require(name, value, (list,), "an array of tables ([[sources]])")
+        tables = []
+        for index, element in enumerate(value, start=1):
+            # Numbered from 1, as a person counts the [[sources]] tables in the file.
+            where = f"{self.key(name)}[{index}]"
+            if not isinstance(element, dict):
+                raise ConfigError(self._file, where, f"expected a table, got {_type_name(element)}")
+            tables.append(_Table(element, self._file, where))
+        return tables
+
+    def finish(self) -> None:
+        """Fail on the first key nobody asked for: a typo or a key this version lacks."""
+        for name in self._data:
+            if name not in self._used:
+                raise self.error(name, "unknown key")

@@ -1,0 +1,177 @@
+"""Countries, their other names and adjectives, for dedup's entity matching and vetoes.
+
+Each line: ISO code, then every spelling that names the country in English news (name,
+short forms, demonym adjectives and nouns). Lookups are casefolded and accent-blind.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+_COUNTRIES = """
+AF Afghanistan|Afghan|Afghans
+AL Albania|Albanian|Albanians
+DZ Algeria|Algerian|Algerians
+AD Andorra|Andorran
+AO Angola|Angolan|Angolans
+AR Argentina|Argentine|Argentinian|Argentinians
+AM Armenia|Armenian|Armenians
+AU Australia|Australian|Australians
+AT Austria|Austrian|Austrians
+AZ Azerbaijan|Azerbaijani|Azerbaijanis
+BH Bahrain|Bahraini
+BD Bangladesh|Bangladeshi
+BY Belarus|Belarusian|Belarusians
+BE Belgium|Belgian|Belgians
+BJ Benin|Beninese
+BO Bolivia|Bolivian
+BA Bosnia and Herzegovina|Bosnia|Bosnian|Bosnians
+BW Botswana
+BR Brazil|Brazilian|Brazilians
+BG Bulgaria|Bulgarian|Bulgarians
+BF Burkina Faso
+KH Cambodia|Cambodian|Cambodians
+CM Cameroon|Cameroonian|Cameroonians
+CA Canada|Canadian|Canadians
+CL Chile|Chilean|Chileans
+CN China|Chinese
+CO Colombia|Colombian|Colombians
+CD Democratic Republic of the Congo|DR Congo|DRC|Congolese
+CR Costa Rica|Costa Rican
+CI Côte d'Ivoire|Cote d'Ivoire|Ivory Coast|Ivorian
+HR Croatia|Croatian|Croatians
+CU Cuba|Cuban|Cubans
+CY Cyprus|Cypriot|Cypriots
+CZ Czechia|Czech Republic|Czech|Czechs
+DK Denmark|Danish|Danes
+DO Dominican Republic|Dominican
+EC Ecuador|Ecuadorian|Ecuadorians
+EG Egypt|Egyptian|Egyptians
+SV El Salvador|Salvadoran
+EE Estonia|Estonian|Estonians
+ET Ethiopia|Ethiopian|Ethiopians
+FI Finland|Finnish|Finns
+FR France|French
+GA Gabon|Gabonese
+GE Georgia|Georgian|Georgians
+DE Germany|German|Germans
+GH Ghana|Ghanaian|Ghanaians
+GR Greece|Greek|Greeks|Hellenic
+GT Guatemala|Guatemalan
+HN Honduras|Honduran
+HU Hungary|Hungarian|Hungarians
+IS Iceland|Icelandic|Icelanders
+IN India|Indian|Indians
+ID Indonesia|Indonesian|Indonesians
+IR Iran|Iranian|Iranians
+IQ Iraq|Iraqi|Iraqis
+IE Ireland|Irish
+IL Israel|Israeli|Israelis
+IT Italy|Italian|Italians
+JM Jamaica|Jamaican
+JP Japan|Japanese
+JO Jordan|Jordanian|Jordanians
+KZ Kazakhstan|Kazakh|Kazakhstani
+KE Kenya|Kenyan|Kenyans
+XK Kosovo|Kosovar|Kosovan
+KW Kuwait|Kuwaiti
+KG Kyrgyzstan|Kyrgyz
+LV Latvia|Latvian|Latvians
+LB Lebanon|Lebanese
+LY Libya|Libyan|Libyans
+LI Liechtenstein
+LT Lithuania|Lithuanian|Lithuanians
+LU Luxembourg|Luxembourgish
+MG Madagascar|Malagasy
+MY Malaysia|Malaysian|Malaysians
+ML Mali|Malian
+MT Malta|Maltese
+MR Mauritania|Mauritanian
+MU Mauritius|Mauritian
+MX Mexico|Mexican|Mexicans
+MD Moldova|Moldovan|Moldovans
+MC Monaco|Monegasque
+MN Mongolia|Mongolian
+ME Montenegro|Montenegrin|Montenegrins
+MA Morocco|Moroccan|Moroccans
+MZ Mozambique|Mozambican
+MM Myanmar|Burma|Burmese
+NA Namibia|Namibian
+NP Nepal|Nepali|Nepalese
+NL Netherlands|the Netherlands|Dutch|Holland
+NZ New Zealand
+NI Nicaragua|Nicaraguan
+NE Niger|Nigerien
+NG Nigeria|Nigerian|Nigerians
+KP North Korea|DPRK|North Korean|North Koreans
+MK North Macedonia|Macedonia|Macedonian|Macedonians
+NO Norway|Norwegian|Norwegians
+OM Oman|Omani
+PK Pakistan|Pakistani|Pakistanis
+PS Palestine|Palestinian|Palestinians
+PA Panama|Panamanian
+PY Paraguay|Paraguayan
+PE Peru|Peruvian|Peruvians
+PH Philippines|Filipino|Filipinos|Philippine
+PL Poland|Polish|Poles
+PT Portugal|Portuguese
+QA Qatar|Qatari|Qataris
+RO Romania|Romanian|Romanians
+RU Russia|Russian Federation|Russian|Russians
+RW Rwanda|Rwandan
+SA Saudi Arabia|Saudi|Saudis
+SN Senegal|Senegalese
+RS Serbia|Serbian|Serbians|Serb|Serbs
+SG Singapore|Singaporean
+SK Slovakia|Slovak|Slovaks
+SI Slovenia|Slovenian|Slovene|Slovenians
+SO Somalia|Somali
+ZA South Africa|South African|South Africans
+KR South Korea|Republic of Korea|South Korean|South Koreans
+SS South Sudan
+ES Spain|Spanish|Spaniards
+LK Sri Lanka|Sri Lankan
+SD Sudan|Sudanese
+SE Sweden|Swedish|Swedes
+CH Switzerland|Swiss
+SY Syria|Syrian|Syrians
+TW Taiwan|Taiwanese
+TJ Tajikistan|Tajik
+TZ Tanzania|Tanzanian
+TH Thailand|Thai
+TN Tunisia|Tunisian|Tunisians
+TR Türkiye|Turkiye|Turkey|Turkish|Turks
+TM Turkmenistan|Turkmen
+UG Uganda|Ugandan
+UA Ukraine|Ukrainian|Ukrainians
+AE United Arab Emirates|UAE|Emirati
+GB United Kingdom|UK|Great Britain|Britain|British|England|Scotland|Scottish|Wales|Welsh
+US United States|United States of America|USA|U.S.|US|American|Americans
+UY Uruguay|Uruguayan
+UZ Uzbekistan|Uzbek
+VE Venezuela|Venezuelan|Venezuelans
+VN Vietnam|Viet Nam|Vietnamese
+YE Yemen|Yemeni
+ZM Zambia|Zambian
+ZW Zimbabwe|Zimbabwean
+"""
+
+
+def fold(text: str) -> str:
+    """Casefolded text without accents: `Erdoğan` and `Erdogan` compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _build() -> dict[tuple[str, ...], str]:
+    table: dict[tuple[str, ...], str] = {}
+    for line in _COUNTRIES.strip().splitlines():
+        code, spellings = line.split(" ", 1)
+        for spelling in spellings.split("|"):
+            table[tuple(fold(spelling).split())] = code
+    return table
+
+
+COUNTRY_PHRASES: dict[tuple[str, ...], str] = _build()
+"""Folded word tuples ("north", "macedonia") -> ISO code."""
+LONGEST_COUNTRY_PHRASE = max(len(words) for words in COUNTRY_PHRASES)

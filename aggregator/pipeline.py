@@ -1,0 +1,236 @@
+"""One run: read the sources, normalize, store, deduplicate, publish.
+
+`run_once` is what the CLI and the scheduler call. A source that fails is reported and the
+others go on; items it published before stay published. Publishing is skipped when nothing
+that shapes the output changed since the last publish (and the files are all there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from aggregator import clock, dedup
+from aggregator.config import Config
+from aggregator.errors import SourceError
+from aggregator.model import RunResult, SourceReport
+from aggregator.normalize import AgencyDirectory, normalize
+from aggregator.sources import SourceUnit, expand
+from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
+
+log = logging.getLogger(__name__)
+
+_FEATURE_BATCH = 2000
+"""Items analysed for dedup at a time: bounds memory on a cold run over a large corpus."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    reports: list[SourceReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    new: int = 0
+    changed: list[str] = field(default_factory=list)
+
+
+def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
+    """Run every enabled source once, then deduplicate and publish; never raises for a source."""
+    # Whole seconds: first-seen times are published, and sub-second noise helps nobody.
+    started = (now or clock.now()).replace(microsecond=0)
+    timer = time.perf_counter()
+    store = open_store(config.store.url)
+    try:
+        progress = _Progress()
+        directory = AgencyDirectory.from_config(config.agencies)
+        read_digest = config.fingerprint("agencies")
+        for source in config.enabled_sources:
+            try:
+                units = expand(source, config)
+            except SourceError as exc:
+                _fail(progress, source.label, str(exc))
+                continue
+            for unit in units:
+                _read_unit(store, unit, directory, read_digest, started, progress)
+        _deduplicate(store, config, progress.changed)
+        written, unchanged = _publish(store, config)
+        items_total, stories_total = store.counts()
+    finally:
+        store.close()
+    return RunResult(
+        started=started,
+        duration=time.perf_counter() - timer,
+        sources=tuple(progress.reports),
+        items_new=progress.new,
+        items_updated=len(progress.changed),
+        items_total=items_total,
+        stories=stories_total,
+        files_written=written,
+        files_unchanged=unchanged,
+        warnings=tuple(progress.warnings),
+    )
+
+
+def _fail(progress: _Progress, name: str, message: str) -> None:
+    log.error("%s", message)
+    progress.reports.append(SourceReport(name=name, ok=False, error=message))
+
+
+def _read_unit(
+    store: SqlStore,
+    unit: SourceUnit,
+    directory: AgencyDirectory,
+    read_digest: str,
+    now: datetime,
+    progress: _Progress,
+) -> None:
+    """Read one unit into the store; a failure is recorded in its state and reported."""
+    state = store.source_state(unit.source_id)
+    if not unit.due(state, now):
+        progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+        return
+    force = state is None or state.read_digest != read_digest
+    try:
+        fetched = unit.read(state, now, force=force)
+    except SourceError as exc:
+        _record_failure(store, unit, state, now, str(exc))
+        _fail(progress, unit.name, str(exc))
+        return
+    except Exception as exc:  # a bug in one adapter must not stop the other sources
+        log.debug("unexpected error reading %s", unit.name, exc_info=True)
+        message = f"{unit.name}: internal error while reading: {exc!r}"
+        _record_failure(store, unit, state, now, message)
+        _fail(progress, unit.name, message)
+        return
+    new_state = replace(
+        fetched.state, read_digest=read_digest, last_attempt=now, last_success=now,
+        last_error=None, failures=0,
+    )
+    if fetched.items is None:
+        store.save_source_state(new_state)
+        progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+        return
+    items = []
+    for raw in fetched.items:
+        try:
+            result = normalize(raw, directory, now)
+        except Exception as exc:  # one odd item must not cost the source its other items
+            log.debug("cannot normalize %s", raw.origin, exc_info=True)
+            progress.warnings.append(f"{raw.origin}: item skipped: {exc!r}")
+            continue
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        progress.warnings.extend(result.warnings)
+        if result.item is not None:
+            items.append(result.item)
+    reconciled = store.reconcile(unit.source_id, items, now)
+    store.save_source_state(new_state)
+    progress.new += len(reconciled.new)
+    progress.changed.extend(reconciled.changed)
+    log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(items),
+             len(reconciled.new), len(reconciled.changed), reconciled.gone)
+    progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(items)))
+
+
+def _record_failure(
+    store: SqlStore, unit: SourceUnit, state: SourceState | None, now: datetime, message: str
+) -> None:
+    base = state or SourceState(source_id=unit.source_id, kind=type(unit).__name__)
+    store.save_source_state(replace(
+        base, last_attempt=now, last_error=message, failures=base.failures + 1,
+    ))
+
+
+def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> None:
+    """Place new items in stories; re-rank the stories of edited items."""
+    pending = store.unassigned_items()
+    new_features = _analyse(store, pending)
+    known, memberships = _known_neighbourhood(store, config, new_features)
+    clustering = dedup.cluster(new_features, known, memberships, config.dedup)
+    members = dict(clustering.members)
+    analysed = list(new_features)
+    pending_ids = set(pending)
+    edited = [i for i in changed if i not in pending_ids]
+    if edited:
+        edited_features = _analyse(store, edited)
+        analysed.extend(edited_features)
+        stories = {s: ids for s, ids in store.stories_of(edited).items() if s not in members}
+        by_id = {f.item_id: f for f in edited_features}
+        others = [i for ids in stories.values() for i in ids if i not in by_id]
+        by_id.update(_load_features(store, others))
+        members.update(dedup.rerank(stories, by_id).members)
+    if not analysed:
+        return
+    store.apply_stories(StoryPlan(
+        members=members,
+        notes=clustering.notes,
+        keys=dedup.keys_with_days(analysed),
+        features={f.item_id: f.to_json() for f in analysed},
+    ))
+
+
+def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
+    """Dedup features of stored items, read from the store in batches."""
+    features: list[dedup.Features] = []
+    for start in range(0, len(item_ids), _FEATURE_BATCH):
+        features.extend(dedup.extract_many(store.items(item_ids[start : start + _FEATURE_BATCH])))
+    return features
+
+
+def _known_neighbourhood(
+    store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
+) -> tuple[list[dedup.Features], dict[str, tuple[str, ...]]]:
+    """Stored items that may report the same story as a new item, with their stories."""
+    if not new_features:
+        return [], {}
+    keys = {key for f in new_features for key in dedup.blocking_keys(f)}
+    days = [f.day for f in new_features]
+    window = int(config.dedup.window_days)
+    span = None if None in days else (min(d for d in days if d is not None) - window,
+                                      max(d for d in days if d is not None) + window)
+    hits = store.candidates(keys, span, config.dedup.key_cap)
+    new_ids = {f.item_id for f in new_features}
+    candidate_ids = {i for ids in hits.values() for i in ids} - new_ids
+    if not candidate_ids:
+        return [], {}
+    memberships = store.stories_of(candidate_ids)
+    member_ids = [i for ids in memberships.values() for i in ids]
+    return list(_load_features(store, member_ids).values()), memberships
+
+
+def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
+    """Stored features of items, analysing again any that have none (an older run's items)."""
+    stored = store.features(item_ids)
+    result = {i: dedup.Features.from_json(text) for i, text in stored.items()}
+    missing = [i for i in item_ids if i not in result]
+    result.update({f.item_id: f for f in _analyse(store, missing)})
+    return result
+
+
+def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
+    """Publish unless the store and the output settings are as they were last time."""
+    from aggregator import publish
+
+    out_dir = config.output.dir
+    stamp = f"{store.generation()}:{config.fingerprint('output', 'agencies')}"
+    recorded = store.get_meta("published")
+    if recorded:
+        last = json.loads(recorded)
+        if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
+            log.info("publish skipped: nothing changed since the last run")
+            return (), len(last["files"])
+    labels = store.agencies()
+    site = publish.site_from_config(config, labels)
+    limit = config.output.max_entries
+    feeds = [publish.FeedPlan(publish.COMBINED, config.output.title, store.top_stories(limit))]
+    for slug in sorted(labels):
+        agency = site.agency(slug)
+        feeds.append(publish.FeedPlan(
+            slug, f"{agency.name} — {config.output.title}",
+            store.top_stories(limit, agency=slug), agency,
+        ))
+    result = publish.publish(feeds, site, out_dir)
+    store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
+    return result.written, result.unchanged

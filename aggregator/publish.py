@@ -1,0 +1,404 @@
+"""Render stories as feeds and a page, and write the files that changed.
+
+Per agency and combined: Atom 1.0 and RSS 2.0 (feedgen), JSON Feed 1.1 for the combined
+stories, OPML of every feed, and index.html. Rendering is pure (stories in, bytes out) and
+reads no clock: feed-level dates come from the newest entry, so an unchanged run produces
+byte-identical files, which `fileio.write_if_changed` then leaves untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+import xml.etree.ElementTree as ET
+from html import escape
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import Config
+from aggregator.fileio import write_if_changed
+from aggregator.markup import text_to_html, xml_safe
+from aggregator.model import Story, StoredItem
+
+GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
+COMBINED = "combined"
+NO_STORIES_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+"""Feed date of a feed with no entries: fixed, so an empty feed is stable too."""
+
+MEDIA_TYPES = {
+    "atom": "application/atom+xml",
+    "rss": "application/rss+xml",
+    "json": "application/feed+json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """What publishing needs to know of an agency."""
+
+    slug: str
+    name: str
+    homepage: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """Site-wide settings of one publication."""
+
+    title: str
+    base_url: str
+    agencies: Mapping[str, Agency]
+
+    def url(self, name: str) -> str:
+        """Absolute URL of a published file."""
+        return self.base_url + name
+
+    def agency(self, slug: str) -> Agency:
+        """The agency for a slug (a bare one for slugs the config does not know)."""
+        return self.agencies.get(slug) or Agency(slug, slug)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPlan:
+    """One feed to publish: the combined one (agency None) or one agency's."""
+
+    name: str
+    title: str
+    stories: Sequence[Story]
+    agency: Agency | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """Files written and left alone by one publish."""
+
+    files: tuple[str, ...]
+    """Every file the publish consists of."""
+    written: tuple[str, ...]
+    unchanged: int
+
+
+def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path) -> PublishResult:
+    """Render every file and write those whose bytes changed."""
+    files = render_all(feeds, site)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [name for name, data in files.items() if write_if_changed(out_dir / name, data)]
+    return PublishResult(
+        files=tuple(files), written=tuple(written), unchanged=len(files) - len(written)
+    )
+
+
+def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+    """Every output file's name and bytes (pure)."""
+    files: dict[str, bytes] = {}
+    for feed in feeds:
+        files[f"{feed.name}.atom"] = render_atom(feed, site)
+        files[f"{feed.name}.rss"] = render_rss(feed, site)
+        if feed.agency is None:
+            files[f"{feed.name}.json"] = render_json(feed, site)
+    files["feeds.opml"] = render_opml(feeds, site)
+    combined = next((f for f in feeds if f.agency is None), None)
+    files["index.html"] = render_index(combined.stories if combined else (), feeds, site)
+    return files
+
+
+def site_from_config(config: Config, labels: Mapping[str, str]) -> Site:
+    """The Site for a config, naming unconfigured agencies by the label their sources used."""
+    agencies = {slug: Agency(slug, label or slug) for slug, label in labels.items()}
+    for slug, agency in config.agencies.items():
+        agencies[slug] = Agency(slug, agency.name, agency.homepage)
+    return Site(title=config.output.title, base_url=config.output.base_url, agencies=agencies)
+
+
+# -- entries ------------------------------------------------------------------------------
+
+
+def entry_id(story: Story, feed: FeedPlan) -> str:
+    """The entry's GUID: the story's in the combined feed, a derived one per agency."""
+    if feed.agency is None:
+        return f"urn:uuid:{story.story_id}"
+    return f"urn:uuid:{uuid.uuid5(uuid.UUID(story.story_id), feed.agency.slug)}"
+
+
+def story_anchor(story: Story) -> str:
+    """The story's anchor in index.html."""
+    return f"story-{story.story_id}"
+
+
+def story_link(story: Story, site: Site) -> str:
+    """The source's link (the canonical item's, else another member's), else the page."""
+    for member in story.members:
+        if member.link and member.agency == story.canonical.agency:
+            return member.link
+    for member in story.members:
+        if member.link:
+            return member.link
+    return site.url(f"index.html#{story_anchor(story)}")
+
+
+def story_html(story: Story, site: Site) -> str:
+    """The entry's content: the canonical text, then every other report of the story."""
+    canonical = story.canonical
+    body = canonical.html if canonical.html else text_to_html(canonical.text)
+    parts = [xml_safe(body)]
+    source_link = next((m.link for m in story.members if m.link), None)
+    if canonical.truncated and source_link:
+        parts.append(f'<p><a href="{_attr(source_link)}">Read the full text at the source.</a></p>')
+    others = story.members[1:]
+    if others:
+        items = "".join(_member_li(m, site) for m in others)
+        parts.append(f"<p>Also reported:</p><ul>{items}</ul>")
+    return "".join(parts)
+
+
+def _member_li(member: StoredItem, site: Site) -> str:
+    name = _text(site.agency(member.agency).name)
+    title = _text(member.title)
+    when = _human_date(member.date)
+    if member.link:
+        return f'<li>{name}: <a href="{_attr(member.link)}">{title}</a> ({when})</li>'
+    return f"<li>{name}: {title} ({when})</li>"
+
+
+def _text(value: str) -> str:
+    return escape(xml_safe(value), quote=False)
+
+
+def _attr(value: str) -> str:
+    return escape(xml_safe(value), quote=True)
+
+
+def _human_date(moment: datetime) -> str:
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _feed_updated(stories: Sequence[Story]) -> datetime:
+    return max((s.updated for s in stories), default=NO_STORIES_DATE)
+
+
+# -- Atom and RSS -------------------------------------------------------------------------
+
+
+@cache
+def _feedgen() -> Any:
+    # feedgen (and lxml under it) is imported only when something is rendered.
+    from feedgen.feed import FeedGenerator
+
+    return FeedGenerator
+
+
+def _generator(feed: FeedPlan, site: Site, fmt: str) -> Any:
+    fg = _feedgen()()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.id(site.url(f"{feed.name}.atom"))
+    fg.title(xml_safe(feed.title))
+    fg.subtitle(_subtitle(feed, site))
+    fg.language("en")
+    fg.generator(*GENERATOR)
+    fg.link(href=site.url(f"{feed.name}.{fmt}"), rel="self", type=MEDIA_TYPES[fmt])
+    fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
+    fg.author(name=xml_safe(feed.agency.name if feed.agency else site.title))
+    updated = _feed_updated(feed.stories)
+    fg.updated(updated)
+    fg.lastBuildDate(updated)
+    fg.pubDate(updated)
+    for story in feed.stories:
+        _add_entry(fg, story, feed, site)
+    return fg
+
+
+def _subtitle(feed: FeedPlan, site: Site) -> str:
+    if feed.agency is None:
+        return "The news of every agency, one entry per story, duplicates merged."
+    return xml_safe(f"The news of {feed.agency.name}, one entry per story.")
+
+
+def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
+    canonical = story.canonical
+    guid = entry_id(story, feed)
+    entry = fg.add_entry(order="append")
+    entry.id(guid)
+    entry.guid(guid, permalink=False)
+    entry.title(xml_safe(canonical.title))
+    entry.link(href=story_link(story, site), rel="alternate", type="text/html")
+    entry.published(story.published)
+    entry.updated(story.updated)
+    entry.content(story_html(story, site), type="html")
+    names = [site.agency(slug).name for slug in story.agencies]
+    for slug in story.agencies:
+        agency = site.agency(slug)
+        if agency.homepage:
+            entry.author(name=xml_safe(agency.name), uri=agency.homepage)
+        else:
+            entry.author(name=xml_safe(agency.name))
+        entry.category(term=slug, label=xml_safe(agency.name))
+    entry.dc.dc_creator(xml_safe(", ".join(names)))
+
+
+def render_atom(feed: FeedPlan, site: Site) -> bytes:
+    """An Atom 1.0 document of the feed's stories."""
+    data: bytes = _generator(feed, site, "atom").atom_str(pretty=True)
+    return data
+
+
+def render_rss(feed: FeedPlan, site: Site) -> bytes:
+    """An RSS 2.0 document of the feed's stories."""
+    data: bytes = _generator(feed, site, "rss").rss_str(pretty=True)
+    return data
+
+
+# -- JSON Feed ----------------------------------------------------------------------------
+
+
+def render_json(feed: FeedPlan, site: Site) -> bytes:
+    """A JSON Feed 1.1 document; each item carries the `_aggregator` extension."""
+    document = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": feed.title,
+        "home_page_url": site.url("index.html"),
+        "feed_url": site.url(f"{feed.name}.json"),
+        "description": _subtitle(feed, site),
+        "language": "en",
+        "authors": [{"name": site.title}],
+        "items": [_json_item(story, feed, site) for story in feed.stories],
+    }
+    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
+    canonical = story.canonical
+    return {
+        "id": entry_id(story, feed),
+        "url": story_link(story, site),
+        "title": xml_safe(canonical.title),
+        "content_html": story_html(story, site),
+        "date_published": story.published.isoformat(),
+        "date_modified": story.updated.isoformat(),
+        "authors": [_json_author(site.agency(slug)) for slug in story.agencies],
+        "tags": [site.agency(slug).name for slug in story.agencies],
+        "_aggregator": {
+            "agencies": list(story.agencies),
+            "date_source": canonical.date_origin,
+            "members": [
+                {
+                    "agency": member.agency,
+                    "title": xml_safe(member.title),
+                    "guid": member.guid or f"urn:newswire:item:{member.item_id}",
+                    "url": member.link,
+                    "date": member.date.isoformat(),
+                    "date_source": member.date_origin,
+                }
+                for member in story.members
+            ],
+        },
+    }
+
+
+def _json_author(agency: Agency) -> dict[str, str]:
+    author = {"name": agency.name}
+    if agency.homepage:
+        author["url"] = agency.homepage
+    return author
+
+
+# -- OPML ---------------------------------------------------------------------------------
+
+
+def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
+    """OPML 2.0 listing every published Atom feed (RSS twins in the same outline)."""
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = xml_safe(site.title)
+    body = ET.SubElement(opml, "body")
+    for feed in feeds:
+        ET.SubElement(
+            body,
+            "outline",
+            type="rss",
+            text=xml_safe(feed.title),
+            title=xml_safe(feed.title),
+            xmlUrl=site.url(f"{feed.name}.atom"),
+            htmlUrl=(feed.agency.homepage if feed.agency and feed.agency.homepage
+                     else site.url("index.html")),
+        )
+    ET.indent(opml)
+    return ET.tostring(opml, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+# -- index.html ---------------------------------------------------------------------------
+
+
+@cache
+def _template() -> Any:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("aggregator", "templates"),
+        autoescape=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return environment.get_template("index.html.j2")
+
+
+_LEAD_PARAGRAPHS = 2
+
+
+def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site) -> bytes:
+    """The readable page of the combined stories, with feed autodiscovery links."""
+    from markupsafe import Markup
+
+    links = []
+    for feed in feeds:
+        for fmt in ("atom", "rss", "json") if feed.agency is None else ("atom", "rss"):
+            links.append({
+                "format": fmt,
+                "media_type": MEDIA_TYPES[fmt],
+                "title": f"{feed.title} ({fmt.upper() if fmt != 'json' else 'JSON Feed'})",
+                "label": feed.agency.name if feed.agency else "All agencies",
+                "url": site.url(f"{feed.name}.{fmt}"),
+            })
+    entries = []
+    for story in stories:
+        canonical = story.canonical
+        paragraphs = _paragraphs_html(story, site)
+        entries.append({
+            "anchor": story_anchor(story),
+            "title": canonical.title,
+            "link": story_link(story, site),
+            "agencies": [site.agency(slug).name for slug in story.agencies],
+            "date": _human_date(story.published),
+            "datetime": story.published.isoformat(),
+            "date_note": "date first seen" if canonical.date_origin == "first_seen" else "",
+            "lead": Markup("".join(paragraphs[:_LEAD_PARAGRAPHS])),
+            "rest": Markup("".join(paragraphs[_LEAD_PARAGRAPHS:])),
+            "others": [
+                {
+                    "agency": site.agency(m.agency).name,
+                    "title": m.title,
+                    "url": m.link,
+                    "date": _human_date(m.date),
+                }
+                for m in story.members[1:]
+            ],
+        })
+    page = _template().render(
+        title=site.title,
+        description="News of security and justice agencies, one entry per story.",
+        feeds=links,
+        stories=entries,
+        updated=_human_date(_feed_updated(stories)),
+    )
+    return str(page).encode()
+
+
+def _paragraphs_html(story: Story, site: Site) -> list[str]:
+    canonical = story.canonical
+    if canonical.html:
+        return [xml_safe(canonical.html)]
+    paragraphs = [p for p in canonical.text.split("\n\n") if p.strip()]
+    return [text_to_html(p) for p in paragraphs]
