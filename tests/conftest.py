@@ -1,0 +1,173 @@
+"""Shared fixtures: the CLI as a subprocess, config files on temp dirs, real stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+DATA = Path(__file__).resolve().parent / "data"
+POSTGRES_URL = os.environ.get(
+    "NEWSWIRE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+FIXED_NOW = "2026-11-23T09:00:00Z"
+"""Runs pin the clock (AGGREGATOR_NOW), so first-seen dates in golden files are stable."""
+
+AGENCIES_TOML = """
+[agencies.nato]
+name = "NATO"
+homepage = "https://www.nato.int/"
+
+[agencies.europol]
+name = "Europol"
+homepage = "https://www.europol.europa.eu/"
+
+[agencies.eurojust]
+name = "Eurojust"
+homepage = "https://www.eurojust.europa.eu/"
+
+[agencies.interpol]
+name = "INTERPOL"
+aliases = ["Interpol (news and events)"]
+homepage = "https://www.interpol.int/"
+
+[agencies.jcs]
+name = "US Joint Chiefs of Staff"
+aliases = ["US Defense Joint Chiefs of Staff"]
+homepage = "https://www.jcs.mil/"
+"""
+
+
+def aggregate_command() -> list[str]:
+    """The `aggregate` console script of this environment, as a user runs it."""
+    script = Path(sys.executable).parent / "aggregate"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("aggregate")
+    return [found] if found else [sys.executable, "-m", "aggregator"]
+
+
+@dataclass
+class Workspace:
+    """A temp directory with a config, seeds, an output dir and a state dir."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config" / "aggregator.toml"
+
+    @property
+    def seeds(self) -> Path:
+        return self.root / "seeds"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state" / "aggregator.db"
+
+    def write_config(self, body: str, *, agencies: bool = True, seeds: bool = True,
+                     header: str | None = None) -> Path:
+        """Write the config: output/store tables, the five agencies, a seed source, `body`."""
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        parts = [header if header is not None else textwrap.dedent("""
+            [output]
+            dir = "../output"
+            base_url = "http://feeds.example.test/"
+            title = "Test Newswire"
+            max_entries = 200
+
+            [store]
+            path = "../state/aggregator.db"
+        """)]
+        if agencies:
+            parts.append(AGENCIES_TOML)
+        if seeds:
+            parts.append('[[sources]]\ntype = "seedfile"\npath = "../seeds/*.txt"\n')
+        parts.append(textwrap.dedent(body))
+        self.config.write_text("\n".join(parts), encoding="utf-8")
+        return self.config
+
+    def copy_bundled_seeds(self) -> None:
+        """Copy the repository's seed files into this workspace."""
+        self.seeds.mkdir(parents=True, exist_ok=True)
+        for path in SEEDS.glob("*.txt"):
+            shutil.copyfile(path, self.seeds / path.name)
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run `aggregate ARGS --config <this config>` as a subprocess."""
+        full_env = {**os.environ, "AGGREGATOR_NOW": FIXED_NOW, **(env or {})}
+        full_env.pop("AGGREGATOR_CONFIG", None)
+        return subprocess.run(
+            [*aggregate_command(), *args, "--config", str(self.config)],
+            cwd=self.root, env=full_env, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def output_files(self) -> dict[str, Path]:
+        """Published files by name (hidden files such as the lock left out)."""
+        return {p.name: p for p in sorted(self.output.glob("*")) if not p.name.startswith(".")}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A fresh workspace holding copies of the bundled seeds and a default config."""
+    ws = Workspace(tmp_path)
+    ws.copy_bundled_seeds()
+    ws.write_config("")
+    return ws
+
+
+def postgres_available() -> bool:
+    """True when the PostgreSQL test server answers."""
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store: a SQLite file, then a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'store.db'}"
+        return
+    if not postgres_available():
+        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_URL}")
+    import sqlalchemy as sa
+
+    schema = f"newswire_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def seed_text(items: Sequence[tuple[str, str, str]]) -> str:
+    """Seed-file text for (title, agency, body) triples."""
+    return "\n".join(f"{title}\n\nSource: {agency}\n\n{body}\n" for title, agency, body in items)
