@@ -29,6 +29,8 @@ _ITEM_START = re.compile(
     r"^(?P<title>[^\n]*\S[^\n]*)\n[^\S\n]*\n[^\S\n]*source[^\S\n]*:(?P<agency>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
+# Blank lines (spaces allowed) at the start or end of a body.
+_BLANK_EDGES = re.compile(r"\A(?:[^\S\n]*\n)+|(?:\n[^\S\n]*)+\Z")
 # A NUL byte never occurs in text; other stray control characters are removed by normalize.
 _BINARY_MARK = b"\x00"
 
@@ -134,7 +136,7 @@ def _items(text: str, starts: list[re.Match[str]], file: str, source_id: str) ->
             origin=f"{file}:{line}",
             agency_label=match.group("agency").strip(),
             title=match.group("title").strip(),
-            content=text[match.end() : body_end].strip("\n"),
+            content=_BLANK_EDGES.sub("", text[match.end() : body_end]),
             position=position,
         )
 
