@@ -74,11 +74,11 @@ class DedupConfig:
 
     window_days: float = 14.0
     """Items whose dates are further apart than this are never compared."""
-    merge_threshold: float = 0.5
+    merge_threshold: float = 0.4
     """Score at or above which two items report one story."""
-    agree_threshold: float = 0.3
+    agree_threshold: float = 0.25
     """Score every member of a story must reach with a joining item (no chaining)."""
-    near_miss_threshold: float = 0.3
+    near_miss_threshold: float = 0.25
     """Score at or above which a pair kept apart is still recorded for `explain`."""
     key_cap: int = 200
     """A blocking key shared by more items than this (within the window) is ignored."""

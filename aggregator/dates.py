@@ -56,6 +56,24 @@ _PATTERNS = [
                re.IGNORECASE),
 ]
 
+# Day and month without a year or weekday ("on 4 November", "17 and 18 October"): only read
+# when the caller may place the year by a reference date (dedup comparing two items).
+_YEARLESS = [
+    re.compile(_DAY.format("d1") + _DASH + _DAY.format("d2") + r"\s+" + _MONTH.format("m2")
+               + r"(?![\w,]*\s*\d{4})", re.IGNORECASE),
+    re.compile(_DAY.format("d2") + r"\s+" + _MONTH.format("m2") + r"(?![\w,]*\s*\d{4})",
+               re.IGNORECASE),
+    re.compile(_MONTH.format("m2") + r"\s+" + _DAY.format("d2") + r"(?![\w,]*\s*\d{4})",
+               re.IGNORECASE),
+]
+_NEAREST_YEAR_DAYS = 183
+# "on Wednesday", "Thursday," with no date: the nearest such weekday to the reference date.
+_WEEKDAY_ONLY = re.compile(
+    r"\b(?:on|last|this|next)\s+(?P<wd>" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
+    + r")\b(?![\s,(]*(?:\d|" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r"))",
+    re.IGNORECASE,
+)
+
 # Words just before a date that make it a reference to another time, not the item's date.
 _REFERENCE_WORDS = re.compile(
     r"(?:since|until|till|before|after|by|from|dated|as of|in force|effective|"
@@ -80,16 +98,21 @@ class StatedDate:
     """Introduced by "since", "until", "by"...: a date the text refers to, not its own."""
 
 
-def find_dates(text: str, now: datetime) -> list[StatedDate]:
-    """Every date `text` states, in reading order; overlapping matches keep the first pattern."""
+def find_dates(text: str, now: datetime, *, infer_year: bool = False) -> list[StatedDate]:
+    """Every date `text` states, in reading order; overlapping matches keep the first pattern.
+
+    With `infer_year`, a day and month without a year also count, in the year that puts them
+    nearest `now` (for comparing two items' events, never for an item's own date).
+    """
     found: list[StatedDate] = []
     taken: list[tuple[int, int]] = []
-    for pattern in _PATTERNS:
+    patterns = [*_PATTERNS, *_YEARLESS, _WEEKDAY_ONLY] if infer_year else _PATTERNS
+    for pattern in patterns:
         for match in pattern.finditer(text):
             span = match.span()
             if any(span[0] < end and start < span[1] for start, end in taken):
                 continue
-            stated = _stated(match, text, now)
+            stated = _stated(match, text, now, infer_year=infer_year)
             if stated is not None:
                 found.append(stated)
                 taken.append(span)
@@ -97,9 +120,15 @@ def find_dates(text: str, now: datetime) -> list[StatedDate]:
     return found
 
 
-def _stated(match: re.Match[str], text: str, now: datetime) -> StatedDate | None:
+def _stated(
+    match: re.Match[str], text: str, now: datetime, *, infer_year: bool = False
+) -> StatedDate | None:
     groups = match.groupdict()
     weekday = _WEEKDAYS.get((groups.get("wd") or "").lower().rstrip("."))
+    if infer_year and weekday is not None and match.re is _WEEKDAY_ONLY:
+        offset = (weekday - now.date().weekday() + 3) % 7 - 3
+        day_of = now.date() + timedelta(days=offset)
+        return StatedDate(day_of, day_of, match.start(), True, False)
     month_name = groups.get("m2") or groups.get("m3")
     month = _MONTHS[month_name.lower()] if month_name else int(groups.get("mnum") or 0)
     day = int(groups.get("d2") or groups.get("d3") or 0)
@@ -112,6 +141,8 @@ def _stated(match: re.Match[str], text: str, now: datetime) -> StatedDate | None
             if pinned is None:
                 return None
             end = pinned
+        elif infer_year:
+            end = _nearest(month, day, now.date())
         else:
             return None
         start = end.replace(day=int(groups["d1"])) if groups.get("d1") else end
@@ -127,6 +158,16 @@ def _stated(match: re.Match[str], text: str, now: datetime) -> StatedDate | None
         has_weekday=weekday is not None,
         is_reference=bool(_REFERENCE_WORDS.search(before)) and not groups.get("d1"),
     )
+
+
+def _nearest(month: int, day: int, reference: date) -> date:
+    """The date with this month and day nearest `reference` (within half a year)."""
+    candidate = date(reference.year, month, day)
+    if (candidate - reference).days > _NEAREST_YEAR_DAYS:
+        return date(reference.year - 1, month, day)
+    if (reference - candidate).days > _NEAREST_YEAR_DAYS:
+        return date(reference.year + 1, month, day)
+    return candidate
 
 
 def _pin_year(month: int, day: int, weekday: int, today: date) -> date | None:

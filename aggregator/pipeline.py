@@ -147,8 +147,11 @@ def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> Non
     """Place new items in stories; re-rank the stories of edited items."""
     pending = store.unassigned_items()
     new_features = _analyse(store, pending)
-    known, memberships = _known_neighbourhood(store, config, new_features)
-    clustering = dedup.cluster(new_features, known, memberships, config.dedup)
+    neighbourhood = _known_neighbourhood(store, config, new_features)
+    clustering = dedup.cluster(
+        new_features, neighbourhood.features, neighbourhood.stories, config.dedup,
+        common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
+    )
     members = dict(clustering.members)
     analysed = list(new_features)
     pending_ids = set(pending)
@@ -179,25 +182,41 @@ def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
     return features
 
 
+@dataclass(frozen=True, slots=True)
+class _Neighbourhood:
+    """The stored items new items may join, and what the store knows of their keys."""
+
+    features: list[dedup.Features] = field(default_factory=list)
+    stories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    key_counts: dict[str, int] = field(default_factory=dict)
+    common_keys: frozenset[str] = frozenset()
+
+
 def _known_neighbourhood(
     store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
-) -> tuple[list[dedup.Features], dict[str, tuple[str, ...]]]:
+) -> _Neighbourhood:
     """Stored items that may report the same story as a new item, with their stories."""
     if not new_features:
-        return [], {}
+        return _Neighbourhood()
     keys = {key for f in new_features for key in dedup.blocking_keys(f)}
     days = [f.day for f in new_features]
-    window = int(config.dedup.window_days)
-    span = None if None in days else (min(d for d in days if d is not None) - window,
-                                      max(d for d in days if d is not None) + window)
+    window = int(config.dedup.window_days) + 1
+    dated = [d for d in days if d is not None]
+    span = None if len(dated) < len(days) else (min(dated) - window, max(dated) + window)
     hits = store.candidates(keys, span, config.dedup.key_cap)
     new_ids = {f.item_id for f in new_features}
-    candidate_ids = {i for ids in hits.values() for i in ids} - new_ids
+    candidate_ids = {i for ids in hits.items.values() for i in ids} - new_ids
+    counts = {key: len(ids - new_ids) for key, ids in hits.items.items()}
     if not candidate_ids:
-        return [], {}
+        return _Neighbourhood(key_counts=counts, common_keys=hits.common)
     memberships = store.stories_of(candidate_ids)
     member_ids = [i for ids in memberships.values() for i in ids]
-    return list(_load_features(store, member_ids).values()), memberships
+    return _Neighbourhood(
+        features=list(_load_features(store, member_ids).values()),
+        stories=memberships,
+        key_counts=counts,
+        common_keys=hits.common,
+    )
 
 
 def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:

@@ -191,6 +191,16 @@ class ReconcileResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidates:
+    """Stored items found through blocking keys."""
+
+    items: Mapping[str, set[str]]
+    """key -> ids of the stored items holding it (keys under the cap only)."""
+    common: frozenset[str]
+    """Keys held by more items than the cap: too common to find candidates with."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoryPlan:
     """Dedup's decisions to apply: story membership, canonical order and notes."""
 
@@ -213,7 +223,7 @@ class Store(Protocol):
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]: ...
     def features(self, item_ids: Iterable[str]) -> dict[str, str]: ...
     def candidates(self, keys: Iterable[str], days: tuple[int, int] | None,
-                   limit_per_key: int) -> dict[str, set[str]]: ...
+                   limit_per_key: int) -> Candidates: ...
     def stories_of(self, item_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
     def apply_stories(self, plan: StoryPlan) -> None: ...
     def unassigned_items(self) -> list[str]: ...
@@ -505,11 +515,11 @@ class SqlStore:
 
     def candidates(
         self, keys: Iterable[str], days: tuple[int, int] | None, limit_per_key: int
-    ) -> dict[str, set[str]]:
+    ) -> Candidates:
         """Stored items sharing each key, within a day range (undated items always match).
 
         A key shared by more than `limit_per_key` items is too common to tell stories
-        apart and maps to nothing.
+        apart: it is reported in `common` instead.
         """
         result: dict[str, set[str]] = defaultdict(set)
         with self._tx() as conn:
@@ -523,7 +533,10 @@ class SqlStore:
                     )
                 for key, item_id in conn.execute(query):
                     result[key].add(item_id)
-        return {k: v for k, v in result.items() if len(v) <= limit_per_key}
+        return Candidates(
+            items={k: v for k, v in result.items() if len(v) <= limit_per_key},
+            common=frozenset(k for k, v in result.items() if len(v) > limit_per_key),
+        )
 
     def stories_of(self, item_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """The stories these items belong to, each with its whole membership."""

@@ -6,7 +6,7 @@ format"): each item is a title line, a blank line, ``Source: <agency>``, a blank
 paragraphs. Items come from the five real agencies (NATO, Europol, Eurojust, Interpol, the US
 Joint Chiefs of Staff) and from synthetic national ones ("National Crime Agency 7"), each with
 its own habits: NATO leads ("On Wednesday 4 December 2024, ..."), Europol summaries cut with
-"…", Eurojust datelines ("The Hague, 26 November 2024 – ..."), Interpol and JCS date lines
+"…", Eurojust datelines ("The Hague, 26 November 2024" and a dash), Interpol and JCS date lines
 ("26 November 2024", "November 25, 2024") before the text. About 20% of items state no date.
 
 Every item renders an *event* (an operation, a meeting, a phone call, a verdict, ...) whose
@@ -50,6 +50,11 @@ ELLIPSIS = "\u2026"
 BULLET = "  \u2022 "
 LEFT_QUOTE = "\u201c"
 RIGHT_QUOTE = "\u201d"
+
+WORDS_MEDIAN = 185
+"""Median body length asked of a report; real seed text runs at about 6.8 bytes a word."""
+UNDATED_SHARE = 0.25
+"""Share of free items that state no date (planted pairs always do), about 20% overall."""
 
 MONTHS = (
     "January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -196,7 +201,7 @@ Vikram Sanjay Dmitri Aleksandar Vuk Arben Besnik Agron Edon Valon Ilir Fatos Jal
 _SURNAMES = """
 Kovač Horvat Novak Petrović Jovanović Nikolić Marković Popović Milatović Vuković Dimitrov
 Georgiev Ivanov Petrov Stoyanov Papadopoulos Georgiou Nikolaidis Yilmaz Kaya Demir Şahin
-Çelik Aydın Öztürk Kowalski Nowak Wiśniewski Wójcik Kamińska Lewandowska Zieliński Szabó
+Çelik Arslan Öztürk Kowalski Nowak Wiśniewski Wójcik Kamińska Lewandowska Zieliński Szabó
 Nagy Tóth Horváth Varga Kiss Molnár Popescu Ionescu Dumitru Stan Gheorghe Rusu Munteanu
 Shevchenko Bondarenko Kovalenko Tkachenko Melnyk Kravchenko Sybiha Moroz Hoxha Krasniqi Berisha
 Gashi Shala Morina Kelmendi Dervishi Müller Schmidt Schneider Fischer Weber Wagner Becker
@@ -242,7 +247,7 @@ Shield Spear Hammer Anvil Chisel Lever Pulley Keystone Bastion Citadel Rampart W
 Beacon Lighthouse Signal Relay Circuit Vector Matrix Cipher Enigma Sextant Astrolabe Prism
 """
 
-_TOPICS = (
+_DEFENCE_TOPICS = (
     "support for Ukraine", "security in the Western Balkans", "maritime security in the Black Sea",
     "the fight against terrorism", "defence industrial production", "cyber defence",
     "hybrid threats", "the situation in the Middle East", "arms control",
@@ -252,21 +257,31 @@ _TOPICS = (
     "climate change and security", "women, peace and security", "space security",
     "countering disinformation", "stability in the Sahel", "security in the Indo-Pacific",
     "defence spending", "interoperability between armed forces", "crisis management",
-    "the fight against organised crime", "migrant smuggling routes", "the exchange of criminal "
-    "intelligence", "judicial cooperation in criminal matters", "the recovery of criminal assets",
-    "cybercrime and online fraud", "drug trafficking through major ports",
+    "counter-drone capabilities", "naval cooperation", "humanitarian demining",
+    "defence education",
+)
+_CRIME_TOPICS = (
+    "the fight against organised crime", "migrant smuggling routes", "the exchange of "
+    "criminal intelligence", "judicial cooperation in criminal matters", "the recovery of "
+    "criminal assets", "cybercrime and online fraud", "drug trafficking through major ports",
     "firearms trafficking", "the protection of victims of trafficking", "returning foreign "
-    "fighters", "the security of major sporting events", "counter-drone capabilities",
-    "naval cooperation", "humanitarian demining", "defence education",
+    "fighters", "the security of major sporting events", "border security", "the fight against "
+    "terrorism", "corruption in public procurement", "environmental crime", "the tracing of "
+    "fugitives", "forensic cooperation", "the use of encrypted communications by criminals",
+    "money laundering through cryptocurrencies", "child sexual exploitation online",
 )
 
-_COMMITTEE_SUBJECTS = (
+_DEFENCE_SUBJECTS = (
     "Electronic Warfare", "Maritime Security", "Counter-Drone", "Cyber Defence", "Military "
-    "Medicine", "Logistics", "Air Defence", "Financial Investigations", "Firearms Experts",
-    "Cross-Border Crime", "Forensic Science", "Border Management", "Counter-Terrorism",
-    "Environmental Crime", "Missing Persons", "Digital Evidence", "Explosive Ordnance Disposal",
-    "Military Engineering", "Civil Preparedness", "Intelligence Analysis", "Victim "
-    "Identification", "Asset Recovery", "Critical Infrastructure", "Training and Exercises",
+    "Medicine", "Logistics", "Air Defence", "Explosive Ordnance Disposal", "Military "
+    "Engineering", "Civil Preparedness", "Intelligence Analysis", "Critical Infrastructure",
+    "Training and Exercises", "Space Operations", "Standardization", "Armaments",
+)
+_CRIME_SUBJECTS = (
+    "Financial Investigations", "Firearms Experts", "Cross-Border Crime", "Forensic Science",
+    "Border Management", "Counter-Terrorism", "Environmental Crime", "Missing Persons",
+    "Digital Evidence", "Victim Identification", "Asset Recovery", "Drug Precursors",
+    "Migrant Smuggling", "Cybercrime", "Fugitive Investigations", "Stolen Vehicles",
 )
 _COMMITTEE_BODIES = (
     "Advisory Committee", "Working Group", "Expert Network", "Steering Board", "Panel",
@@ -279,19 +294,29 @@ _INSTRUMENTS = (
     "a data exchange agreement", "a joint declaration on cooperation",
 )
 
-_SKILLS = (
+_CRIME_SKILLS = (
     "digital forensics", "financial investigations", "crime scene management", "open-source "
     "intelligence", "cryptocurrency tracing", "border checks", "maritime interdiction",
     "counter-terrorism investigations", "victim identification", "firearms tracing",
     "undercover operations", "container profiling", "document fraud detection",
     "cyber incident response", "explosives detection", "witness protection",
+)
+_DEFENCE_SKILLS = (
     "defence planning", "military leadership", "logistics planning", "medical evacuation",
+    "cyber defence", "counter-improvised explosive devices", "air traffic control",
+    "humanitarian demining", "strategic communications", "crisis management",
+    "search and rescue", "military engineering", "civil-military cooperation",
 )
 
-_MEETING_ROLES = (
+_DEFENCE_ROLES = (
     "President", "Prime Minister", "Minister of Foreign Affairs", "Minister of Defence",
-    "Minister of the Interior", "Minister of Justice", "National Security Adviser",
-    "Speaker of Parliament", "State Secretary for Defence", "Deputy Prime Minister",
+    "National Security Adviser", "Speaker of Parliament", "State Secretary for Defence",
+    "Deputy Prime Minister", "Chief of Defence", "Minister of State for Defence",
+)
+_JUSTICE_ROLES = (
+    "Minister of the Interior", "Minister of Justice", "Prosecutor General", "National Police "
+    "Commissioner", "Minister of Security", "Director General of Police", "Deputy Minister of "
+    "the Interior", "President of the Supreme Court",
 )
 _MILITARY_ROLES = (
     ("Chief of Defence", "Gen."), ("Chief of the General Staff", "Lt. Gen."),
@@ -372,7 +397,8 @@ CRIMES: tuple[Crime, ...] = (
           ("dumped hazardous waste from {country2} in illegal landfills near {city}",
            "exported scrap electronics to {country2} disguised as second-hand goods")),
     Crime("wildlife trafficking", "wildlife trafficking network",
-          (("kilos of ivory", 10, 800), ("live animals", 5, 400), ("kilos of pangolin scales", 50, 2000)),
+          (("kilos of ivory", 10, 800), ("live animals", 5, 400),
+           ("kilos of pangolin scales", 50, 2000)),
           ("smuggled protected species from {country2} in suitcases through {city2} airport",
            "sold endangered birds and reptiles through closed online groups")),
     Crime("vehicle crime", "car theft ring",
@@ -436,7 +462,13 @@ class Agency:
     dateline: str
     spokesperson: Person
     handle: str
-    real: bool
+    home: Country | None
+    side: str
+
+    @property
+    def military(self) -> bool:
+        """Whether the agency speaks for armed forces rather than police or justice."""
+        return self.style in ("nato", "jcs", "defence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +480,7 @@ class Event:
     span: int
     country: Country
     city: str
+    city3: str
     partners: tuple[Country, ...]
     city2: str
     person: Person
@@ -528,22 +561,31 @@ def _parse_surnames(text: str) -> Iterator[str]:
 _CRIME_KINDS = ("operation", "operation", "operation", "notice", "verdict", "training")
 _DEFENCE_KINDS = ("meeting", "meeting", "call", "conference", "training")
 
-# Synthetic agency types: (name, style, kinds).
-_SYNTHETIC_TYPES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("National Crime Agency", "police", _CRIME_KINDS),
-    ("Border Police Directorate", "police", ("operation", "operation", "notice", "training")),
-    ("Federal Criminal Police Office", "police", _CRIME_KINDS),
-    ("Customs Enforcement Service", "police", ("operation", "operation", "verdict")),
-    ("Public Prosecution Service", "prosecution", ("verdict", "verdict", "operation")),
-    ("Defence Staff Press Office", "defence", _DEFENCE_KINDS),
-    ("Financial Intelligence Unit", "police", ("operation", "verdict", "agreement")),
-    ("Cybercrime Centre", "police", ("operation", "operation", "training", "agreement")),
-    ("Coast Guard Command", "defence", ("operation", "conference", "training", "meeting")),
-    ("Anti-Corruption Bureau", "prosecution", ("verdict", "operation", "agreement")),
-    ("Gendarmerie Command", "police", _CRIME_KINDS),
-    ("Ministry of Defence", "defence", _DEFENCE_KINDS),
-    ("Counter-Terrorism Unit", "police", ("operation", "notice", "conference")),
-    ("Maritime Security Centre", "defence", ("conference", "operation", "meeting", "training")),
+# Synthetic agency types: (name, style, kinds, the role of its head).
+_SYNTHETIC_TYPES: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
+    ("National Crime Agency", "police", _CRIME_KINDS, "Director General of Police"),
+    ("Border Police Directorate", "police", ("operation", "operation", "notice", "training"),
+     "Chief of the Border Police"),
+    ("Federal Criminal Police Office", "police", _CRIME_KINDS, "Criminal Police Commissioner"),
+    ("Customs Enforcement Service", "police", ("operation", "operation", "verdict"),
+     "Director General of Customs"),
+    ("Public Prosecution Service", "prosecution", ("verdict", "verdict", "operation"),
+     "Prosecutor General"),
+    ("Defence Staff Press Office", "defence", _DEFENCE_KINDS, "Chief of Defence"),
+    ("Financial Intelligence Unit", "police", ("operation", "verdict", "agreement"),
+     "Head of Financial Intelligence"),
+    ("Cybercrime Centre", "police", ("operation", "operation", "training", "agreement"),
+     "Head of the Cybercrime Centre"),
+    ("Coast Guard Command", "defence", ("operation", "conference", "training", "meeting"),
+     "Commandant of the Coast Guard"),
+    ("Anti-Corruption Bureau", "prosecution", ("verdict", "operation", "agreement"),
+     "Anti-Corruption Commissioner"),
+    ("Gendarmerie Command", "police", _CRIME_KINDS, "Commander of the Gendarmerie"),
+    ("Ministry of Defence", "defence", _DEFENCE_KINDS, "Minister of Defence"),
+    ("Counter-Terrorism Unit", "police", ("operation", "notice", "conference"),
+     "Counter-Terrorism Coordinator"),
+    ("Maritime Security Centre", "defence", ("conference", "operation", "meeting", "training"),
+     "Director of Maritime Security"),
 )
 
 _SPOKES_ROLES = ("spokesperson", "press officer", "head of communications")
@@ -554,36 +596,37 @@ def build_agencies(count: int, vocab: Vocabulary, rng: random.Random) -> list[Ag
     real = [
         Agency("NATO", "NATO", "nato", ("meeting", "meeting", "conference", "training", "call"),
                "NATO Secretary General", "NATO Headquarters in Brussels", "Brussels",
-               vocab.person(rng, "NATO spokesperson"), "NATOPress", True),
+               vocab.person(rng, "NATO spokesperson"), "NATOPress", None, "NATO"),
         Agency("Europol", "Europol", "europol",
                ("operation", "operation", "operation", "agreement", "training"),
                "Europol's Executive Director", "Europol's headquarters in The Hague",
-               "The Hague", vocab.person(rng, "Europol spokesperson"), "Europol", True),
+               "The Hague", vocab.person(rng, "Europol spokesperson"), "Europol", None,
+               "Europol"),
         Agency("Eurojust", "Eurojust", "eurojust", ("operation", "operation", "verdict",
                "agreement"), "the President of Eurojust", "Eurojust in The Hague", "The Hague",
-               vocab.person(rng, "National Member at Eurojust"), "Eurojust", True),
+               vocab.person(rng, "National Member at Eurojust"), "Eurojust", None, "Eurojust"),
         Agency("Interpol (news and events)", "INTERPOL", "interpol",
                ("operation", "operation", "notice", "agreement", "training", "conference"),
                "INTERPOL's Secretary General", "the INTERPOL General Secretariat in Lyon",
-               "LYON, France", vocab.person(rng, "Director of Police Services"),
-               "INTERPOL_HQ", True),
+               "LYON, France", vocab.person(rng, "INTERPOL's Director of Police Services"),
+               "INTERPOL_HQ", None, "INTERPOL"),
         Agency("US Defense Joint Chiefs of Staff", "the Joint Staff", "jcs",
                ("call", "call", "meeting", "conference"),
                "the Chairman of the Joint Chiefs of Staff", "the Pentagon", "WASHINGTON, D.C.",
                vocab.person(rng, "Joint Staff Spokesperson", "Navy Capt."), "thejointstaff",
-               True),
+               None, "the United States"),
     ]
     agencies = real[:count]
     for index in range(count - len(agencies)):
-        kind, style, kinds = _SYNTHETIC_TYPES[index % len(_SYNTHETIC_TYPES)]
+        kind, style, kinds, head = _SYNTHETIC_TYPES[index % len(_SYNTHETIC_TYPES)]
         name = f"{kind} {index + 1}"
         home = vocab.country(rng)
         city = home.cities[0]
         agencies.append(Agency(
-            name, f"the {name}", style, kinds, f"the Director of the {name}",
+            name, f"the {name}", style, kinds, f"the {home.adjective} {head}",
             f"the headquarters of the {name} in {city}", city,
-            vocab.person(rng, rng.choice(_SPOKES_ROLES)),
-            re.sub(r"\W", "", name.title()), False,
+            vocab.person(rng, f"{rng.choice(_SPOKES_ROLES)} of the {name}"),
+            re.sub(r"\W", "", name.title()), home, home.name,
         ))
     return agencies
 
@@ -596,7 +639,11 @@ def build_agencies(count: int, vocab: Vocabulary, rng: random.Random) -> list[Ag
 def make_event(kind: str, day: date, host: Agency, vocab: Vocabulary,
                rng: random.Random) -> Event:
     """A new event of `kind` on `day`, hosted or reported first by `host`."""
-    country = vocab.country(rng)
+    # A national agency mostly reports on its own country, and meets foreign counterparts.
+    if kind in ("meeting", "call", "agreement") or host.home is None or rng.random() < 0.25:
+        country = vocab.country(rng, other_than=[host.home] if host.home else [])
+    else:
+        country = host.home
     partners: list[Country] = []
     for _ in range(rng.choice((1, 1, 2, 2, 3, 4, 6))):
         partners.append(vocab.country(rng, other_than=[country, *partners]))
@@ -604,12 +651,14 @@ def make_event(kind: str, day: date, host: Agency, vocab: Vocabulary,
     goods = rng.randrange(len(crime.goods))
     _, low, high = crime.goods[goods]
     arrests = int(min(1200, max(2, rng.lognormvariate(math.log(18), 1.0))))
-    topic, topic2 = rng.sample(_TOPICS, 2)
+    topic, topic2 = rng.sample(_DEFENCE_TOPICS if host.military else _CRIME_TOPICS, 2)
     return Event(
         kind=kind, day=day, span=rng.choice((2, 2, 3, 3, 4)),
-        country=country, city=rng.choice(country.cities), partners=tuple(partners),
+        country=country, city=rng.choice(country.cities), city3=rng.choice(country.cities),
+        partners=tuple(partners),
         city2=rng.choice(partners[0].cities),
-        person=_event_person(kind, vocab, rng), person2=_second_person(kind, vocab, rng),
+        person=_event_person(kind, host, vocab, rng),
+        person2=_second_person(kind, host, vocab, rng),
         host=host, venue=_venue(kind, host, country, rng), operation=vocab.operation(rng),
         crime=crime, goods=goods, quantity=rng.randint(low, high), arrests=arrests,
         searches=arrests + rng.randint(0, arrests * 2 + 5), victims=rng.randint(5, 4000),
@@ -617,15 +666,20 @@ def make_event(kind: str, day: date, host: Agency, vocab: Vocabulary,
         months=rng.randint(3, 36), cash=rng.randint(8, 950) * 1000,
         amount=rng.randint(2, 480), years=rng.randint(2, 18), nth=rng.randint(12, 140),
         topics=(topic, topic2),
-        committee=f"{host.short.removeprefix('the ')} {rng.choice(_COMMITTEE_SUBJECTS)} "
-                  f"{rng.choice(_COMMITTEE_BODIES)}",
-        instrument=rng.choice(_INSTRUMENTS), skill=rng.choice(_SKILLS),
+        committee=_committee(host, rng), instrument=rng.choice(_INSTRUMENTS),
+        skill=rng.choice(_DEFENCE_SKILLS if host.military else _CRIME_SKILLS),
     )
 
 
-def _event_person(kind: str, vocab: Vocabulary, rng: random.Random) -> Person:
+def _committee(host: Agency, rng: random.Random) -> str:
+    owner = host.home.adjective if host.home is not None else host.short.removeprefix("the ")
+    subject = rng.choice(_DEFENCE_SUBJECTS if host.military else _CRIME_SUBJECTS)
+    return f"{owner} {subject} {rng.choice(_COMMITTEE_BODIES)}"
+
+
+def _event_person(kind: str, host: Agency, vocab: Vocabulary, rng: random.Random) -> Person:
     if kind == "meeting":
-        return vocab.person(rng, rng.choice(_MEETING_ROLES))
+        return vocab.person(rng, rng.choice(_DEFENCE_ROLES if host.military else _JUSTICE_ROLES))
     if kind == "call":
         role, rank = rng.choice(_MILITARY_ROLES)
         return vocab.person(rng, role, rank)
@@ -635,13 +689,15 @@ def _event_person(kind: str, vocab: Vocabulary, rng: random.Random) -> Person:
         return vocab.person(rng, rng.choice(_CHAIR_ROLES))
     if kind in ("verdict", "notice"):
         return vocab.person(rng, "suspect")
+    if host.military:
+        return vocab.person(rng, rng.choice(_CHAIR_ROLES[:3]))
     return vocab.person(rng, rng.choice(_INVESTIGATOR_ROLES))
 
 
-def _second_person(kind: str, vocab: Vocabulary, rng: random.Random) -> Person:
+def _second_person(kind: str, host: Agency, vocab: Vocabulary, rng: random.Random) -> Person:
     if kind in ("operation", "verdict", "notice"):
         return vocab.person(rng, rng.choice(_PROSECUTOR_ROLES))
-    return vocab.person(rng, rng.choice(_MEETING_ROLES))
+    return vocab.person(rng, rng.choice(_DEFENCE_ROLES if host.military else _JUSTICE_ROLES))
 
 
 def _venue(kind: str, host: Agency, country: Country, rng: random.Random) -> str:
@@ -652,24 +708,28 @@ def _venue(kind: str, host: Agency, country: Country, rng: random.Random) -> str
 
 def mutate_event(event: Event, vocab: Vocabulary, rng: random.Random, first: date,
                  last: date) -> Event:
-    """A near miss of `event`: the same story shape with another country, person or date."""
+    """A near miss of `event`: the same story shape with another country, person or date.
+
+    A new date lies 1 to 5 days away and inside [first, last]; if none does, the country
+    changes instead.
+    """
     change = rng.choice(("country", "person", "date"))
-    if change == "country":
-        country = vocab.country(rng, other_than=[event.country, *event.partners])
-        person = event.person
-        if event.kind in ("meeting", "call", "agreement"):
-            person = _renamed(person, vocab, rng)
-        venue = f"in {rng.choice(country.cities)}" if event.venue.startswith("in ") \
-            else event.venue
-        return replace(event, country=country, city=rng.choice(country.cities), person=person,
-                       venue=venue)
+    if change == "date":
+        shift = timedelta(days=rng.randint(1, 5))
+        days = [d for d in (event.day + shift, event.day - shift) if first <= d <= last]
+        if days:
+            return replace(event, day=rng.choice(days))
+        change = "country"
     if change == "person":
         return replace(event, person=_renamed(event.person, vocab, rng))
-    shift = rng.choice((-5, -4, -3, -2, -1, 1, 2, 3, 4, 5))
-    day = event.day + timedelta(days=shift)
-    if not first <= day <= last:
-        day = event.day - timedelta(days=shift)
-    return replace(event, day=day)
+    taken = [event.country, *event.partners, *([event.host.home] if event.host.home else [])]
+    country = vocab.country(rng, other_than=taken)
+    person = event.person
+    if event.kind in ("meeting", "call", "agreement"):
+        person = _renamed(person, vocab, rng)
+    venue = f"in {rng.choice(country.cities)}" if event.venue.startswith("in ") else event.venue
+    return replace(event, country=country, city=rng.choice(country.cities),
+                   city3=rng.choice(country.cities), person=person, venue=venue)
 
 
 def _renamed(person: Person, vocab: Vocabulary, rng: random.Random) -> Person:
@@ -694,7 +754,7 @@ _TITLES: dict[str, tuple[str, ...]] = {
         "{adj} and {adj2} authorities take down {a_group}",
         "Results of {op}: {arrests} arrests and {cash} seized",
         "Cross-border action against {crime} leads to {arrests} arrests in {country}",
-        "{op} hits {crime} networks in {country} and {n_partners} other countries",
+        "{op} hits {crime} networks in {country} and {others}",
         "Joint investigation team dismantles {group} operating from {city}",
         "Action day in {country}: {searches} searches against suspected {group}",
         "{arrests} suspects detained in {city} over {crime}",
@@ -710,7 +770,7 @@ _TITLES: dict[str, tuple[str, ...]] = {
         "{host_head_cap} and {adj} {person_role} {person_last} address {topic}",
         "{country} and {host_short} reaffirm partnership during visit of {person_name}",
         "{host_head_cap} welcomes the {person_role} of {country}",
-        "Talks in {city} focus on {topic} and {topic2}",
+        "Talks in {meeting_city} focus on {topic} and {topic2}",
     ),
     "call": (
         "Readout of {host_head}'s Phone Call with {country_possessive} {person_role} "
@@ -743,7 +803,7 @@ _TITLES: dict[str, tuple[str, ...]] = {
     "notice": (
         "Fugitive wanted by {country} for {crime} arrested in {country2}",
         "{adj} fugitive {person_name} located in {city2}",
-        "Suspect in {crime} case arrested in {city2} after {months} years on the run",
+        "Suspect in {crime} case arrested in {city2} after {years} years on the run",
         "International alert leads to arrest of {person_name} in {country2}",
         "Most wanted {crime} suspect caught in {country2}",
     ),
@@ -777,7 +837,7 @@ _LEADS: dict[str, tuple[str, ...]] = {
     ),
     "call": (
         "{host_head} spoke with {the_person}{on_date} by phone.",
-        "{host_head} held a phone call with {the_person}{on_date}.",
+        "{host_head} held a phone call{on_date} with {the_person} to discuss {topic}.",
         "{host_head} and {the_person} spoke by phone{on_date} about {topic}.",
     ),
     "conference": (
@@ -804,7 +864,7 @@ _LEADS: dict[str, tuple[str, ...]] = {
     ),
     "notice": (
         "{person_name}, a fugitive wanted by {country} for {crime}, was arrested in {city2}"
-        "{on_date} after {months} years on the run.",
+        "{on_date} after {years} years on the run.",
         "police in {country2} located and arrested {person_name}{on_date}, a suspect wanted by "
         "{country} for {crime}.",
         "an international alert led to the arrest in {city2}{on_date} of {person_name}, who is "
@@ -873,8 +933,7 @@ _DETAILS: dict[str, tuple[str, ...]] = {
         "their armed forces.",
         "They also exchanged views regarding {topic2}.",
         "{host_head_cap} congratulated {person_short} on the recent appointment.",
-        "The two leaders reaffirmed the strong partnership between the United States and "
-        "{country}.",
+        "The two leaders reaffirmed the strong partnership between {host_side} and {country}.",
         "They agreed to stay in close contact in the coming weeks.",
         "The call followed a series of exercises held near {city} earlier this year.",
     ),
@@ -914,7 +973,8 @@ _DETAILS: dict[str, tuple[str, ...]] = {
         "{person_name} had been the subject of an international alert issued at the request of "
         "{country}.",
         "The suspect is accused of leading {a_group} that {modus}.",
-        "He was identified through a fingerprint check at a border crossing near {city2}.",
+        "The suspect was identified through a fingerprint check at a border crossing near "
+        "{city2}.",
         "Extradition proceedings to {country} are under way.",
         "{person2} in {city} thanked the {adj2} police for their swift action.",
         "The arrest is the result of close cooperation between the police of {country} and "
@@ -922,8 +982,8 @@ _DETAILS: dict[str, tuple[str, ...]] = {
     ),
     "training": (
         "The course covered {skill}, {skill2} and the use of international databases.",
-        "Trainers from {country2} shared practical cases from recent investigations.",
-        "The participants worked through a simulated investigation over {span} days.",
+        "Trainers from {country2} shared practical cases from recent operations.",
+        "The participants worked through a simulated scenario over {span} days.",
         "The training was funded by {country2} and the European Union.",
         "A follow-up course is planned in {city2} next year.",
         "{person} directed the course and presented the certificates.",
@@ -936,9 +996,11 @@ _GENERIC: dict[str, tuple[tuple[str, ...], ...]] = {
         ("Investigators in {city}", "The {adj} authorities", "Officers from {country2}",
          "Analysts at {agency_short}", "Prosecutors in {city2}", "The joint investigation team",
          "Financial investigators", "Specialists from {n_countries} countries",
-         "Liaison officers based in {city}", "Customs officers at the port of {city2}"),
+         "Liaison officers based in {city3}", "Customs officers at the port of {city2}",
+         "A task force in {city3}", "Cyber specialists from {country2}",
+         "The regional police of {city3}", "Border guards near {city2}"),
         ("traced", "examined", "documented", "mapped", "cross-checked", "reviewed", "followed",
-         "identified", "secured"),
+         "identified", "secured", "analysed", "uncovered"),
         ("payments of more than {amount_phrase} routed through {country2}",
          "the movements of the suspects between {city} and {city2}",
          "{victims} reports filed by victims in {country}",
@@ -946,28 +1008,42 @@ _GENERIC: dict[str, tuple[tuple[str, ...], ...]] = {
          "encrypted messages exchanged by the leaders of the network",
          "the network's couriers and safe houses in {city}",
          "bank accounts opened under false names in {country2}",
-         "the links between the suspects and other groups active in {country}"),
+         "the links between the suspects and other groups active in {country}",
+         "rented storage units on the outskirts of {city3}",
+         "the use of front companies in {city3} and {city2}",
+         "travel records of the main suspects to {country2}",
+         "cash deposits made in small amounts across {country}",
+         "a network of straw men who registered vehicles in {city3}"),
         ("over a period of {months} months", "with the support of {agency_short}",
          "before the action day", "in close cooperation with their {adj2} colleagues",
          "as part of a wider strategy against {crime}", "using data from seized phones",
-         "in the weeks before the arrests", "under the supervision of {person2}"),
+         "in the weeks before the arrests", "under the supervision of {person2}",
+         "with help from the authorities in {country2}", "during {op}",
+         "long before the first arrests in {city3}"),
     ),
     "defence": (
-        ("Officials in {city}", "The {adj} delegation", "Representatives of {country2}",
+        ("Officials in {city}", "The {adj} delegation", "Representatives of {country}",
          "Military planners", "Senior officers from {n_countries} countries",
-         "Experts at {agency_short}", "Staff officers in {city2}", "The two delegations"),
-        ("reviewed", "discussed", "assessed", "outlined", "presented", "examined", "agreed on"),
+         "Experts at {agency_short}", "Staff officers in {city2}", "The two delegations",
+         "Commanders based in {city3}", "Defence advisers from {country2}",
+         "Parliamentarians from {country}"),
+        ("reviewed", "discussed", "assessed", "outlined", "presented", "examined", "agreed on",
+         "welcomed", "took stock of"),
         ("plans to strengthen {topic}", "progress made on {topic2}",
          "the lessons of recent exercises near {city2}",
          "the needs of the armed forces of {country}",
          "a roadmap for closer cooperation with {country2}",
          "options to increase the readiness of forces in the region",
-         "the protection of ports and pipelines around {city}",
-         "the next steps in the reform of defence institutions in {country}"),
+         "the protection of ports and pipelines around {city3}",
+         "the next steps in the reform of defence institutions in {country}",
+         "the training of {adj} units at the centre in {city3}",
+         "the contribution of {country} to missions abroad",
+         "joint procurement of ammunition and spare parts"),
         ("over the coming months", "with the support of {agency_short}",
          "ahead of the next ministerial meeting", "in close coordination with {adj2} partners",
          "in line with commitments made at the last summit", "during a working session",
-         "as part of long-term planning", "with a view to the exercises planned for next year"),
+         "as part of long-term planning", "with a view to the exercises planned for next year",
+         "at a meeting in {city3}", "together with experts from {country2}"),
     ),
 }
 
@@ -1003,16 +1079,49 @@ _HEADINGS: dict[str, tuple[str, ...]] = {
                 "Programme", "Media coverage"),
 }
 
+# Media advisories by event kind: (lead, titles, programme line).
+_ADVISORIES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "meeting": (
+        "{when}{host_head} will meet with {the_person} {venue}.",
+        ("Media advisory: {host_head_cap} to meet the {person_role} of {country}",
+         "{host_head_cap} meets the {person_role} of {country} on {weekday}",
+         "{host_head_cap} to welcome {adj} {person_role} {person_last}"),
+        "Remarks by {host_head} and the {person_role} of {country}",
+    ),
+    "conference": (
+        "{when}the {committee} will open its {nth} plenary meeting {venue}.",
+        ("Media advisory: {committee} to convene in {meeting_city}",
+         "{committee} to meet in {meeting_city}"),
+        "Opening remarks by {person}",
+    ),
+    "agreement": (
+        "{when}{host_short} and {country} will sign {instrument} {venue}.",
+        ("Media advisory: {country} and {host_short} to sign {instrument_bare}",
+         "Signing ceremony: {country} and {host_short}"),
+        "Signing ceremony and statements to the press",
+    ),
+    "operation": (
+        "{when}{host_short} will hold a press conference in {city} on the results of {op}, an "
+        "investigation into {crime}.",
+        ("Media advisory: press conference on {op}",
+         "Press conference on the results of {op} in {city}"),
+        "Press conference on {op} with {person2}",
+    ),
+}
+
 _AUTHORITIES = (
     "Public Prosecutor's Office {city}", "National Police", "Criminal Police Directorate",
     "Ministry of the Interior", "Customs Administration", "Financial Crime Unit",
     "Organised Crime Prosecution Office", "Border Police",
 )
 
-_DOMAIN = {
-    "operation": "crime", "verdict": "crime", "notice": "crime", "training": "crime",
-    "agreement": "crime", "meeting": "defence", "call": "defence", "conference": "defence",
-}
+def _domain(event: Event) -> str:
+    """Which generic sentences, quotes and headings suit the event: "crime" or "defence"."""
+    if event.kind in ("operation", "verdict", "notice"):
+        return "crime"
+    if event.kind == "call":
+        return "defence"
+    return "defence" if event.host.military else "crime"
 
 _FORBIDDEN_LINE = re.compile(r"^[^\S\n]*source", re.IGNORECASE | re.MULTILINE)
 
@@ -1051,6 +1160,10 @@ def _join_names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiouAEIOU" else "a"
+
+
 def _possessive(name: str) -> str:
     return name + ("'" if name.endswith("s") else "\u2019s")
 
@@ -1073,18 +1186,21 @@ def event_context(event: Event, agency: Agency) -> dict[str, object]:
         "agency_short": agency.short, "host_short": event.host.short,
         "host_short_cap": _cap(event.host.short), "host_head": event.host.head,
         "host_head_cap": _cap(event.host.head), "host_hq": event.host.hq,
+        "host_side": event.host.side,
         "country": event.country.name, "adj": adj, "city": event.city,
         "country2": event.partners[0].name, "adj2": event.partners[0].adjective,
         "city2": event.city2, "countries": _join_names(countries),
-        "n_countries": len(countries), "n_partners": len(countries) - 1,
+        "n_countries": len(countries),
+        "others": "one other country" if len(countries) == 2 else f"{len(countries) - 1} other "
+                  "countries",
         "country_possessive": _possessive(event.country.name),
         "person": f"{person.role} {person.name}", "person_name": person.name,
         "person_role": person.role, "person_last": person.last, "person_short": person.short,
-        "the_person": f"the {adj} {person.role}, {person.name}",
+        "the_person": f"the {adj} {person.role}, {person.name},",  # always mid-sentence
         "the_signatory": f"{adj} {person.role} {person.name}",
         "person2": f"{event.person2.role} {event.person2.name}",
         "op": event.operation, "crime": event.crime.name, "crime_cap": _cap(event.crime.name),
-        "group": group, "group_cap": _cap(group), "a_group": f"a {group}",
+        "group": group, "group_cap": _cap(group), "a_group": f"{_article(group)} {group}",
         "goods": goods, "quantity": f"{event.quantity:,}", "arrests": event.arrests,
         "searches": event.searches, "victims": f"{event.victims:,}", "officers": event.officers,
         "months": event.months, "cash": f"EUR {event.cash:,}".replace(",", " "),
@@ -1092,12 +1208,18 @@ def event_context(event: Event, agency: Agency) -> dict[str, object]:
         "nth": _ordinal(event.nth), "topic": event.topics[0], "topic2": event.topics[1],
         "committee": event.committee, "instrument": event.instrument,
         "instrument_bare": event.instrument.split(" ", 1)[1], "skill": event.skill,
-        "skill2": _SKILLS[(event.nth + 7) % len(_SKILLS)], "venue": event.venue,
+        "skill2": _second_skill(event), "venue": event.venue, "city3": event.city3,
         "meeting_city": event.venue.removeprefix("in ").rsplit(" in ", 1)[-1],
         "span": event.span, "fee": event.cash // 100,
     }
     context["modus"] = modus.format_map(context)
     return context
+
+
+def _second_skill(event: Event) -> str:
+    skills = _CRIME_SKILLS if event.skill in _CRIME_SKILLS else _DEFENCE_SKILLS
+    other = skills[event.nth % len(skills)]
+    return other if other != event.skill else skills[(event.nth + 1) % len(skills)]
 
 
 def _ordinal(number: int) -> str:
@@ -1108,15 +1230,112 @@ def _ordinal(number: int) -> str:
 
 def title_candidates(event: Event, context: dict[str, object],
                      rng: random.Random) -> Iterator[str]:
-    """Titles for `event`: every template in random order, then ones with added detail."""
+    """Titles for `event`: every template in random order, then ones with an added detail."""
     templates = list(_TITLES[event.kind])
     rng.shuffle(templates)
     titles = [_cap(t.format_map(context)) for t in templates]
     yield from titles
+    day = _dmy(event.day)
+    details = (
+        ("in", event.city), ("in", event.city3), ("in", event.country.name), ("on", day[:-5]),
+        ("after", event.operation), ("with", event.person.name),
+    )
     for title in titles:
-        yield f"{title} in {event.city}"
-        yield f"{title} ({event.city}, {_dmy(event.day)})"
-        yield f"{title}, {event.host.short} reports from {event.city} on {_dmy(event.day)}"
+        for word, detail in details:
+            if detail not in title:
+                yield f"{title} {word} {detail}"
+    for title in titles:
+        yield f"{title} ({event.city}, {day})"
+
+
+@dataclass(frozen=True, slots=True)
+class DateFrame:
+    """How an item states its date: lines before the lead, a lead prefix, an inline phrase."""
+
+    lines: tuple[str, ...] = ()
+    prefix: str = ""
+    on_date: str = ""
+
+
+def date_frame(agency: Agency, event: Event, rng: random.Random, dated: bool) -> DateFrame:
+    """The agency's way of dating `event` (a date line, a dateline, a lead)."""
+    style, day = agency.style, event.day
+    if not dated:
+        if style in ("interpol", "jcs"):
+            return DateFrame(prefix=f"{agency.dateline} {_dash(style)} ")
+        return DateFrame()
+    if style == "interpol":
+        return DateFrame((_dmy(day),), f"{agency.dateline} {EN_DASH} ")
+    if style == "jcs" and event.kind == "call":
+        spokesperson = agency.spokesperson
+        return DateFrame((_mdy(day), f"{agency.dateline} {EM_DASH} {spokesperson.role} "
+                                     f"{spokesperson.name} provided the following readout:"))
+    if style == "jcs":
+        return DateFrame((_mdy(day),), f"{agency.dateline} {EM_DASH} ")
+    mode = rng.random()
+    if style == "defence" and mode < 0.3:
+        return DateFrame((_mdy(day),))
+    if event.kind == "conference" and mode < 0.6:
+        start = day - timedelta(days=event.span - 1)
+        first = str(start.day) if start.month == day.month else _dmy(start)[:-5]
+        return DateFrame(prefix=f"From {first} to {_dmy(day)}, ")
+    if style in ("eurojust", "police", "prosecution") and mode < 0.6:
+        return DateFrame(prefix=f"{agency.dateline}, {_dmy(day)} {EN_DASH} ")
+    weekday = WEEKDAYS[day.weekday()]
+    if mode < 0.35:
+        if style == "europol":
+            return DateFrame(prefix=f"On {_dmy(day)}, ")
+        return DateFrame(prefix=f"On {weekday} {_dmy(day)}, ")
+    if mode < 0.7:
+        return DateFrame(on_date=f" on {weekday} ({_dmy(day)})")
+    return DateFrame(on_date=f" on {_dmy(day)}")
+
+
+def _dash(style: str) -> str:
+    return EM_DASH if style == "jcs" else EN_DASH
+
+
+class _Sentences:
+    """An item's supply of body sentences: its kind's details once each, then generic ones.
+
+    Generic sentences combine a subject, a verb, an object and a tail, each list shuffled per
+    item and walked in step, so a long body does not repeat itself.
+    """
+
+    def __init__(self, event: Event, rng: random.Random) -> None:
+        self.rng = rng
+        self.details = list(_DETAILS[event.kind])
+        rng.shuffle(self.details)
+        self.parts: list[list[str]] | None = None
+        self.domain = _domain(event)
+        self.turn = 0
+
+    def detail(self, context: dict[str, object]) -> str:
+        """A detail sentence not used yet in this item, else a generic one."""
+        if self.details:
+            return self.details.pop().format_map(context)
+        return self.generic(context)
+
+    def next(self, context: dict[str, object]) -> str:
+        """The next body sentence: a detail or a generic one."""
+        if self.details and self.rng.random() < 0.6:
+            return self.details.pop().format_map(context)
+        return self.generic(context)
+
+    def generic(self, context: dict[str, object]) -> str:
+        """A generic sentence assembled from shuffled parts."""
+        if self.parts is None:
+            self.parts = [list(part) for part in _GENERIC[self.domain]]
+            for part in self.parts:
+                self.rng.shuffle(part)
+        turn = self.turn
+        self.turn += 1
+        words = [part[turn % len(part)] for part in self.parts]
+        return f"{words[0]} {words[1]} {words[2]} {words[3]}.".format_map(context)
+
+
+def _words(texts: Sequence[str]) -> int:
+    return sum(text.count(" ") + 1 for text in texts)
 
 
 class Renderer:
@@ -1124,98 +1343,63 @@ class Renderer:
 
     def report(self, event: Event, agency: Agency, seed: int, words: int,
                dated: bool) -> tuple[str, tuple[str, ...], dict[str, object]]:
-        """A full report: first title choice, body paragraphs, and the template context."""
+        """A full report: first title choice, body paragraphs, and the template context.
+
+        The body has 2 to 8 blocks (prose paragraphs, a quote, a heading, a bullet list)
+        after any date lines, and about `words` words.
+        """
         rng = random.Random(seed)
         context = event_context(event, agency)
         title = _cap(rng.choice(_TITLES[event.kind]).format_map(context))
-        paragraphs = self._opening(event, agency, context, rng, dated)
-        domain = _DOMAIN[event.kind]
-        details = list(_DETAILS[event.kind])
-        rng.shuffle(details)
-        count = sum(p.count(" ") + 1 for p in paragraphs)
-        prose = max(2, min(8, round(words / 55) + rng.randint(-1, 1)))
-        quota = max(18, (words - count) // max(1, prose - 1))
+        sentences = _Sentences(event, rng)
+        paragraphs = self._opening(event, agency, context, rng, dated, sentences)
+        count = _words(paragraphs)
+        planned = max(2, min(8, round(words / 50) + rng.randint(-1, 1)))
+        blocks = 1
         extras_done: set[str] = set()
-        while count < words and len(paragraphs) < 16:
-            extra = self._extra(event, agency, context, rng, domain, extras_done)
-            if extra:
-                paragraphs.extend(extra)
-                continue
-            paragraph = self._prose(details, context, rng, domain, quota)
-            paragraphs.append(paragraph)
-            count += paragraph.count(" ") + 1
+        while count < words and blocks < planned:
+            extra = []
+            if planned - blocks > 2:
+                extra = self._extra(event, agency, context, rng, extras_done)
+            if not extra:
+                quota = (words - count) // (planned - blocks)
+                extra = [self._prose(sentences, context, max(quota, 12))]
+            paragraphs.extend(extra)
+            blocks += len(extra)
+            count += _words(extra)
         paragraphs.extend(self._closing(agency))
         return title, tuple(paragraphs), context
 
     def _opening(self, event: Event, agency: Agency, context: dict[str, object],
-                 rng: random.Random, dated: bool) -> list[str]:
+                 rng: random.Random, dated: bool, sentences: _Sentences) -> list[str]:
         """The date line (if the agency uses one) and the lead paragraph."""
-        style = agency.style
         lead = rng.choice(_LEADS[event.kind])
-        day = event.day
-        wd = WEEKDAYS[day.weekday()]
-        first: list[str] = []
-        prefix = ""
-        context["on_date"] = ""
-        mode = rng.random()
-        if not dated:
-            if style in ("interpol", "jcs"):
-                prefix = f"{agency.dateline} {EN_DASH if style == 'interpol' else EM_DASH} "
-        elif style == "interpol":
-            first.append(_dmy(day))
-            prefix = f"{agency.dateline} {EN_DASH} "
-        elif style == "jcs" or (style == "defence" and mode < 0.3):
-            first.append(_mdy(day))
-            prefix = f"{agency.dateline} {EM_DASH} " if style == "jcs" else ""
-        elif event.kind == "conference" and mode < 0.6:
-            start = day - timedelta(days=event.span - 1)
-            span = f"{start.day}" if start.month == day.month else _dmy(start)[:-5]
-            prefix = f"From {span} to {_dmy(day)}, "
-        elif style in ("eurojust", "police", "prosecution") and mode < 0.6:
-            place = agency.dateline if style == "eurojust" else event.city
-            prefix = f"{place}, {_dmy(day)} {EN_DASH} "
-        elif mode < 0.35:
-            prefix = f"On {wd} {_dmy(day)}, " if style != "europol" else f"On {_dmy(day)}, "
-        elif mode < 0.7:
-            context["on_date"] = f" on {wd} ({_dmy(day)})"
-        else:
-            context["on_date"] = f" on {_dmy(day)}"
+        frame = date_frame(agency, event, rng, dated)
+        context["on_date"] = frame.on_date
         sentence = lead.format_map(context)
-        sentence = prefix + (_cap(sentence) if not prefix.startswith("On ")
-                             and not prefix.startswith("From ") else sentence)
-        lead_paragraph = _cap(sentence)
-        if style == "jcs" and event.kind == "call" and dated:
-            first.append(f"{agency.dateline} {EM_DASH} {agency.spokesperson.role} "
-                         f"{agency.spokesperson.name} provided the following readout:")
-            lead_paragraph = _cap(lead.format_map(context))
-        if rng.random() < 0.6:
-            lead_paragraph += " " + rng.choice(_DETAILS[event.kind]).format_map(context)
         context["on_date"] = ""
-        return [*first, lead_paragraph]
-
-    def _prose(self, details: list[str], context: dict[str, object], rng: random.Random,
-               domain: str, quota: int) -> str:
-        """A paragraph of detail sentences, then generic ones, about `quota` words long."""
-        sentences: list[str] = []
-        count = 0
-        while count < quota:
-            if details and rng.random() < 0.6:
-                sentence = details.pop().format_map(context)
-            else:
-                sentence = self._generic(domain, context, rng)
-            sentences.append(sentence)
-            count += sentence.count(" ") + 1
-        return " ".join(sentences)
+        if not frame.prefix.startswith(("On ", "From ")):
+            sentence = _cap(sentence)
+        lead_paragraph = _cap(frame.prefix + sentence)
+        if rng.random() < 0.6:
+            lead_paragraph += " " + sentences.detail(context)
+        return [*frame.lines, lead_paragraph]
 
     @staticmethod
-    def _generic(domain: str, context: dict[str, object], rng: random.Random) -> str:
-        subjects, verbs, objects, tails = _GENERIC[domain]
-        return (f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} "
-                f"{rng.choice(tails)}.").format_map(context)
+    def _prose(sentences: _Sentences, context: dict[str, object], quota: int) -> str:
+        """A paragraph of body sentences about `quota` words long."""
+        parts: list[str] = []
+        count = 0
+        while count < quota:
+            sentence = sentences.next(context)
+            parts.append(sentence)
+            count += sentence.count(" ") + 1
+        return " ".join(parts)
 
     def _extra(self, event: Event, agency: Agency, context: dict[str, object],
-               rng: random.Random, domain: str, done: set[str]) -> list[str]:
+               rng: random.Random, done: set[str]) -> list[str]:
         """Now and then a non-prose block: a quote, a heading or a bullet list (each once)."""
+        domain = _domain(event)
         roll = rng.random()
         if roll < 0.12 and "quote" not in done:
             done.add("quote")
@@ -1236,7 +1420,7 @@ class Renderer:
             intro = f"{speaker.role} {speaker.name} said:"
         else:
             who = agency.spokesperson
-            intro = f"{who.name}, {who.role} of {agency.short}, said:"
+            intro = f"{who.name}, {who.role}, said:"
         lines = rng.sample(_QUOTES[domain], 2)
         quote = " ".join(line.format_map(context) for line in lines)
         return [intro, f"{LEFT_QUOTE}{quote}{RIGHT_QUOTE}"]
@@ -1265,36 +1449,13 @@ class Renderer:
         rng = random.Random(seed)
         context = event_context(event, agency)
         day = event.day
-        when = f"On {WEEKDAYS[day.weekday()]}, {_dmy(day)}, "
-        if event.kind == "meeting":
-            lead = f"{when}{event.host.head} will meet with {context['the_person']} {event.venue}."
-            titles = ("Media advisory: {host_head_cap} to meet the {person_role} of {country}",
-                      "{host_head_cap} meets the {person_role} of {country} on {weekday}",
-                      "{host_head_cap} to welcome {adj} {person_role} {person_last}")
-            programme = "Remarks by {host_head} and the {person_role} of {country}"
-        elif event.kind == "conference":
-            lead = f"{when}the {event.committee} will open its {context['nth']} plenary " \
-                   f"meeting {event.venue}."
-            titles = ("Media advisory: {committee} to convene in {meeting_city}",
-                      "{committee} to meet in {meeting_city}")
-            programme = "Opening remarks by {person}"
-        elif event.kind == "agreement":
-            lead = f"{when}{event.host.short} and {event.country.name} will sign " \
-                   f"{event.instrument} {event.venue}."
-            titles = ("Media advisory: {country} and {host_short} to sign {instrument_bare}",
-                      "Signing ceremony: {country} and {host_short}")
-            programme = "Signing ceremony and statements to the press"
-        else:
-            lead = f"{when}{event.host.short} will hold a press conference in {event.city} on " \
-                   f"the results of {event.operation}, an investigation into {event.crime.name}."
-            titles = ("Media advisory: press conference on {op}",
-                      "Press conference on the results of {op} in {city}")
-            programme = "Press conference on {op} with {person2}"
+        context["when"] = f"On {WEEKDAYS[day.weekday()]}, {_dmy(day)}, "
         context["weekday"] = WEEKDAYS[day.weekday()]
+        lead, titles, programme = _ADVISORIES.get(event.kind, _ADVISORIES["operation"])
         title = _cap(rng.choice(titles).format_map(context))
         hour = rng.choice(("09:30", "10:00", "11:00", "12:15", "14:30", "15:00", "16:45"))
         paragraphs = [
-            _cap(lead), "Media advisory",
+            _cap(lead.format_map(context)), "Media advisory",
             f"{hour} (CET) {programme.format_map(context)}", "Media coverage",
             "\n".join((
                 f"{BULLET}Media representatives with annual accreditation can attend in person.",
@@ -1321,7 +1482,7 @@ def europol_summary(paragraphs: Sequence[str], rng: random.Random) -> str:
             parts.append("" if is_heading else " ")
         parts.append(paragraph.replace("\n", " "))
     text = "".join(parts)
-    limit = min(rng.randint(320, 470), int(len(text) * 0.8))
+    limit = min(rng.randint(320, 470), int(len(text) * 0.85))
     cut = text[:limit]
     if rng.random() < 0.7 and " " in cut:
         cut = cut[: cut.rindex(" ")]
@@ -1335,7 +1496,7 @@ def europol_summary(paragraphs: Sequence[str], rng: random.Random) -> str:
 
 @dataclass(slots=True)
 class ItemPlan:
-    """What one item will be; rendering it is a pure function of the plan."""
+    """What one item will be; its text is a pure function of the plan (and of its source's)."""
 
     uid: int
     form: str  # "report", "advisory", "summary" (cut of a full text), "repost"
@@ -1344,7 +1505,7 @@ class ItemPlan:
     seed: int
     words: int
     dated: bool
-    order: tuple[int, int, float]
+    order: tuple[int, int, float]  # (day, phase: advisories 0, reports 1, copies 2, tiebreak)
     source: int | None = None  # the item a "repost" copies or a "summary" cuts
     group: int | None = None
     near_miss: int | None = None
@@ -1374,7 +1535,7 @@ class Planner:
         self.vocab = vocab
         self.agencies = agencies
         self.rng = rng
-        self.weights = [2.0 if a.real else 1.0 for a in agencies]
+        self.weights = [2.0 if a.home is None else 1.0 for a in agencies]
         self.europol = next((a for a in agencies if a.style == "europol"), None)
         self.first = settings.start
         self.last = settings.start + timedelta(days=settings.days - 1)
@@ -1400,21 +1561,25 @@ class Planner:
 
     # -- building blocks ---------------------------------------------------------------------
 
-    def _agency(self, kinds: Sequence[str] | None = None,
-                other_than: Agency | None = None) -> Agency:
-        candidates = [(a, w) for a, w in zip(self.agencies, self.weights, strict=True)
+    def _agency(self, kinds: Sequence[str] | None = None, other_than: Agency | None = None,
+                about: Event | None = None) -> Agency:
+        """A weighted random agency reporting `kinds`; one at home in `about` is likelier."""
+        involved = (about.country, *about.partners) if about is not None else ()
+        candidates = [(a, w * 6 if a.home in involved else w)
+                      for a, w in zip(self.agencies, self.weights, strict=True)
                       if a is not other_than and (kinds is None or set(kinds) & set(a.kinds))]
         if not candidates:
             candidates = [(a, w) for a, w in zip(self.agencies, self.weights, strict=True)
                           if a is not other_than] or [(self.agencies[0], 1.0)]
-        agencies, weights = zip(*candidates, strict=True)
-        return self.rng.choices(agencies, weights)[0]
+        pool = [agency for agency, _ in candidates]
+        weights = [weight for _, weight in candidates]
+        return self.rng.choices(pool, weights)[0]
 
     def _day(self) -> date:
         return self.first + timedelta(days=self.rng.randrange(self.settings.days))
 
     def _words(self) -> int:
-        return int(min(900, max(40, self.rng.lognormvariate(math.log(255), 0.55))))
+        return int(min(860, max(55, self.rng.lognormvariate(math.log(WORDS_MEDIAN), 0.55))))
 
     def _add(self, form: str, event: Event, agency: Agency, *, delay: int, phase: int,
              seed: int | None = None, dated: bool | None = None, words: int | None = None,
@@ -1425,7 +1590,7 @@ class Planner:
             uid=len(self.plans), form=form, event=event, agency=agency,
             seed=self.rng.getrandbits(64) if seed is None else seed,
             words=self._words() if words is None else words,
-            dated=(self.rng.random() >= 0.2) if dated is None else dated,
+            dated=(self.rng.random() >= UNDATED_SHARE) if dated is None else dated,
             order=(day, phase, self.rng.random()), source=source, group=group,
             near_miss=near_miss,
         )
@@ -1470,19 +1635,19 @@ class Planner:
                              group=group)
         if kind == "summary":
             europol = self.europol or agency
-            self._add("summary", event, europol, delay=self.rng.randint(0, 2), phase=2,
-                      source=original.uid, group=group)
+            self._add("summary", event, europol, delay=_delay(original) + self.rng.randint(0, 2),
+                      phase=2, source=original.uid, group=group)
             return 2
         if kind == "repost":
-            self._add("repost", event, agency, delay=self.rng.randint(1, 3), phase=2,
-                      source=original.uid, group=group)
+            self._add("repost", event, agency, delay=_delay(original) + self.rng.randint(1, 3),
+                      phase=2, source=original.uid, group=group)
             return 2
         for _ in range(size - 1):
             self._rewrite(event, agency, group)
         return size
 
     def _rewrite(self, event: Event, original: Agency, group: int) -> None:
-        agency = self._agency((event.kind,), other_than=original)
+        agency = self._agency((event.kind,), other_than=original, about=event)
         self._add("report", event, agency, delay=self.rng.randint(0, 3), phase=1, group=group)
 
     def _near_miss_pair(self) -> None:
@@ -1496,6 +1661,11 @@ class Planner:
         twin = mutate_event(event, self.vocab, self.rng, self.first, self.last)
         self._add(form, twin, agency, delay=self.rng.randint(0, 3), phase=1, seed=first.seed,
                   dated=True, words=first.words, near_miss=pair)
+
+
+def _delay(plan: ItemPlan) -> int:
+    """Days between the plan's event and its place in the corpus."""
+    return plan.order[0] - plan.event.day.toordinal()
 
 
 # --------------------------------------------------------------------------------------------

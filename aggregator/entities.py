@@ -1,0 +1,329 @@
+"""A light, dependency-free reader of what a news text names (pure functions).
+
+People, places and organisations as runs of capitalized words (roles such as "Secretary
+General" dropped), countries through a gazetteer of names and adjectives, figures (arrests,
+amounts) without the numbers that are parts of dates, operation names with their phase,
+the kinds of crime a title is about, and which day of a multi-day meeting a text reports.
+No model downloads: rules tuned on agency press releases.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, fold
+
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before
+being below between both but by can could did do does doing down during each few for from
+further had has have having he her here hers herself him himself his how i if in into is it
+its itself just me more most my myself no nor not now of off on once only or other our ours
+ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were
+what when where which while who whom why will with would you your yours yourself
+yourselves said says say new its it's per via s t today yesterday week weeks year years
+day days month months time well within without across along among around upon
+""".split())
+DOMAIN_WORDS = frozenset("""
+nato europol eurojust interpol jcs agency agencies secretary general deputy police
+operation operations authorities authority law enforcement international national support
+supported supporting country countries member members state states european eu union
+media advisory press release news statement readout update alliance allied allies
+organization organisation office minister ministers ministry chief chiefs staff joint
+official officials cooperation meeting meetings meet meets met held hold took take part
+together including include includes further public information
+""".split())
+"""Words every item of these agencies uses: they say nothing about which story it is."""
+
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ ,.]\d{3})+|\d+(?:\.\d+)?)(?![\w])")
+_NUMBER_WORDS = {
+    "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50",
+    "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100",
+}
+_MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+                r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+# Dates, years and clock times: their numbers are no figures of the story.
+_NOT_FIGURES = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s*(?:-|–|to|and)\s*\d{{1,2}}(?:st|nd|rd|th)?)?\s+"
+    rf"(?:{_MONTH_NAMES})\b\.?|\b(?:{_MONTH_NAMES})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|"
+    r"\b(?:19|20)\d\d\b|\b\d{1,2}[:.]\d\d\s*(?:a\.?m\.?|p\.?m\.?|h)?\b|\b\d{1,2}\s*(?:a\.?m|p\.?m)\b",
+    re.IGNORECASE,
+)
+_OPERATION = re.compile(
+    r"\b(?:Operation|Op\.|Project|Action)\s+"
+    r"(?P<name>[A-Z][\w’'-]+(?:\s+[A-Z][a-z][\w’'-]+)?)"
+    r"(?:\s+(?P<phase>[IVXL]{1,6}|\d{1,4})\b)?",
+)
+_PHASE_WORD = re.compile(
+    r"\b(?P<ordinal>first|second|third|fourth|fifth|sixth|1st|2nd|3rd|4th|5th|6th|new|next|"
+    r"latest)\s+(?:phase|wave|edition|round|stage)\b",
+    re.IGNORECASE,
+)
+_ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50}
+_ORDINAL_VALUES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
+                   "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
+
+_GATHERING = r"(?:meeting|meetings|assembly|summit|conference|session|ministerial|talks|forum)"
+_MEETING_DAY = [
+    (re.compile(r"\b(?:first|opening)\s+day\b|\bday\s+(?:one|1)\b|\bopening\s+(?:session\b|of\s+"
+                rf"(?:the|its|their)\b)|\bfor\s+the\s+opening\s+of\b|\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:opens|opened|kicks?\s+off|"
+                r"kicked\s+off)\b", re.I), "1"),
+    (re.compile(r"\bsecond\s+day\b|\bday\s+(?:two|2)\b", re.I), "2"),
+    (re.compile(r"\bthird\s+day\b|\bday\s+(?:three|3)\b", re.I), "3"),
+    (re.compile(r"\b(?:final|last|closing|concluding)\s+day\b|"
+                rf"\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:concludes|concluded|closes|closed|wraps?\s+up|"
+                rf"wrapped\s+up|ends|ended)\b|\b(?:conclude[sd]?|wrap(?:s|ped)?\s+up|close[sd]?)\s+"
+                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I), "last"),
+]
+
+_CRIMES = {
+    "drugs": "drug drugs cocaine heroin cannabis narcotic narcotics methamphetamine "
+             "amphetamine amphetamines fentanyl ecstasy mdma hashish marijuana precursor "
+             "precursors opioid opioids captagon",
+    "cyber": "cyber cybercrime cybercriminal cybercriminals ransomware malware hacking hacker "
+             "hackers phishing botnet botnets ddos darknet infostealer",
+    "fraud": "fraud frauds fraudulent scam scams scammer scammers ponzi swindle",
+    "laundering": "laundering launderers",
+    "smuggling": "smuggling smugglers smuggler migrant migrants",
+    "trafficking-people": "exploitation forced labour labor prostitution",
+    "firearms": "firearm firearms weapon weapons gun guns explosives",
+    "environment": "waste environmental wildlife timber pollution ivory poaching",
+    "terrorism": "terror terrorist terrorists terrorism jihadist extremist extremism",
+    "child-abuse": "csam paedophile pedophile paedophiles pedophiles grooming",
+    "cultural-goods": "antiquities artefacts artifacts antiquity archaeological",
+    "vehicles": "vehicle vehicles cars car",
+}
+_CRIME_OF = {word: crime for crime, words in _CRIMES.items() for word in words.split()}
+
+ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "gen", "lt", "col", "capt", "cmdr", "adm",
+                           "maj", "sgt", "st", "no", "prof", "sen", "rep", "gov", "jr", "sr",
+                           "vs", "etc", "inc", "ltd", "co", "op", "va", "calif", "fla"})
+_CONNECTORS = frozenset({"de", "da", "del", "van", "von", "der", "den", "al", "bin", "ibn",
+                         "el", "la", "le", "di", "du", "dos", "das", "y"})
+_ROLE_WORDS = frozenset(fold(w) for w in """
+mr mrs ms dr prof gen general lt col colonel capt captain cmdr commander adm admiral maj major
+sgt president prime minister ministers secretary deputy chairman chair chief chiefs staff
+ambassador director executive king queen prince majesty his her excellency sir lord dame
+judge prosecutor spokesperson spokesman spokeswoman navy army air force forces jr sr
+the a an of and for in on at to by with from this that these those during after before
+monday tuesday wednesday thursday friday saturday sunday january february march april may
+june july august september october november december jan feb mar apr jun jul aug sep sept
+oct nov dec eur usd gbp chf cet cest gmt utc est edt pst
+""".split())
+ORG_WORDS = frozenset(fold(w) for w in """
+agency office police ministry council committee union organization organisation headquarters
+hq forces court prosecutor prosecutors service services department directorate bureau
+assembly parliament government centre center unit command alliance university academy
+college school programme program network group team summit conference forum portal
+""".split())
+_AGENCY_WORDS = frozenset(fold(w) for w in """
+nato europol eurojust interpol afripol jcs un eu otan frontex
+""".split())
+
+
+def stem(word: str) -> str:
+    """A light English stem: plural endings off, so "arrests" meets "arrest"."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ses", "xes", "ches", "shes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Folded, stemmed words that carry meaning: stopwords, agency boilerplate and years out,
+    number words as digits ("ten" and "10" meet)."""
+    words = []
+    for token in WORD.findall(text):
+        word = fold(token).replace("’", "'")
+        if word.endswith("'s"):
+            word = word[:-2]
+        word = _NUMBER_WORDS.get(word, word)
+        if word in STOPWORDS or word in DOMAIN_WORDS or len(word) < 2:
+            continue
+        if len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"):
+            continue
+        words.append(stem(word))
+    return words
+
+
+def title_cased(title: str) -> bool:
+    """True when nearly every longer word is capitalized ("Chairman Hosts Australian Chief")."""
+    words = [w for w in WORD.findall(title) if len(w) >= 4]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) > 0.8 * len(words)
+
+
+def mostly_upper(text: str) -> bool:
+    """True for all-caps text, whose capitals say nothing about names."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 8 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
+
+
+def names_and_countries(text: str) -> tuple[set[str], set[str]]:
+    """Names (runs of capitalized words, roles dropped) and ISO codes of countries in `text`.
+
+    A lone capitalized word that opens a sentence ("Drug trafficking ...") counts as a name
+    only if the text also capitalizes it elsewhere.
+    """
+    found: dict[str, bool] = {}
+    countries: set[str] = set()
+    names_reliable = not mostly_upper(text)
+    if not names_reliable:
+        text = text.title()
+    text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
+    run: list[str] = []
+    run_initial = False
+    previous_end = 0
+    previous_token = ""
+
+    def flush() -> None:
+        if run:
+            _take_run(run, run_initial, found, countries)
+            run.clear()
+
+    for match in WORD.finditer(text):
+        token = match.group()
+        gap = text[previous_end : match.start()]
+        sentence_start = previous_end == 0 or "\n" in gap or (
+            any(mark in gap for mark in ".!?:;") and fold(previous_token) not in ABBREVIATIONS
+        )
+        if run and gap.strip() not in ("", "-"):
+            flush()
+        if _capitalized(token):
+            if not run:
+                run_initial = sentence_start
+            run.append(token)
+        elif run and token.lower() in _CONNECTORS:
+            run.append(token)
+        else:
+            flush()
+        previous_end = match.end()
+        previous_token = token
+    flush()
+    if not names_reliable:
+        return set(), countries
+    return {name for name, confirmed in found.items() if confirmed or " " in name}, countries
+
+
+def _capitalized(token: str) -> bool:
+    # "d'Ivoire", "al-Sudani": a lowercase particle glued to a capitalized name.
+    if token[0].isupper():
+        return True
+    return len(token) > 2 and token[1] == "'" and token[2].isupper()
+
+
+def _take_run(run: list[str], initial: bool, found: dict[str, bool], countries: set[str]) -> None:
+    """Split one run of capitalized words into countries and names."""
+    words = [fold(token) for token in run]
+    words = [w[:-2] if w.endswith("'s") else w for w in words]
+    index = 0
+    pending: list[str] = []
+    pending_initial = initial
+    while index < len(words):
+        for size in range(min(LONGEST_COUNTRY_PHRASE, len(words) - index), 0, -1):
+            code = COUNTRY_PHRASES.get(tuple(words[index : index + size]))
+            if code is not None:
+                countries.add(code)
+                _add_name(pending, found, pending_initial)
+                pending, pending_initial = [], False
+                index += size
+                break
+        else:
+            pending.append(words[index])
+            index += 1
+    _add_name(pending, found, pending_initial)
+
+
+def _add_name(words: list[str], found: dict[str, bool], sentence_initial: bool) -> None:
+    """Record a name; `found[name]` says whether it was ever seen away from a sentence start."""
+    kept = [w for w in words if w not in _ROLE_WORDS and w not in _AGENCY_WORDS]
+    while kept and kept[-1] in _CONNECTORS:
+        kept.pop()
+    while kept and kept[0] in _CONNECTORS:
+        kept.pop(0)
+    if not kept:
+        return
+    if len(kept) == 1:
+        word = kept[0]
+        if (word in STOPWORDS or word in DOMAIN_WORDS or word in ORG_WORDS
+                or len(word) < 3 or word.isdigit()):
+            return
+    name = " ".join(kept)
+    confirmed = not (sentence_initial and len(words) == 1)
+    found[name] = found.get(name, False) or confirmed
+
+
+def is_person_like(name: str) -> bool:
+    """Two or more words and no organisation word: probably a person."""
+    words = name.split()
+    return len(words) >= 2 and not any(w in ORG_WORDS for w in words)
+
+
+def figures(text: str) -> set[str]:
+    """The figures a text gives (arrests, amounts, counts of two digits or more), without the
+    numbers that belong to dates, years or clock times; number words become digits."""
+    text = _NOT_FIGURES.sub(" ", text)
+    found: set[str] = set()
+    for match in _NUMBER.finditer(text):
+        raw = match.group(1)
+        value = re.sub(r"[ ,]", "", raw)
+        if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", raw):
+            value = raw.replace(".", "")
+        if len(value.replace(".", "").lstrip("0")) < 2:
+            continue
+        found.add(value)
+    for token in WORD.findall(text.lower()):
+        if token in _NUMBER_WORDS and int(_NUMBER_WORDS[token]) >= 10:
+            found.add(_NUMBER_WORDS[token])
+    return found
+
+
+def operations(text: str) -> set[str]:
+    """Operations named in `text`: "name", or "name|phase" when a phase is given."""
+    found: set[str] = set()
+    phase_word = _PHASE_WORD.search(text)
+    for match in _OPERATION.finditer(text):
+        name = fold(match.group("name"))
+        phase = match.group("phase")
+        if phase is not None:
+            found.add(f"{name}|{_phase_value(phase)}")
+        elif phase_word is not None:
+            found.add(f"{name}|{_ORDINAL_VALUES.get(phase_word.group('ordinal').lower(), 'n')}")
+        else:
+            found.add(name)
+    return found
+
+
+def _phase_value(phase: str) -> str:
+    lowered = phase.lower()
+    if lowered.isdigit():
+        return str(int(lowered))
+    total = 0
+    for index, ch in enumerate(lowered):
+        value = _ROMAN[ch]
+        following = _ROMAN[lowered[index + 1]] if index + 1 < len(lowered) else 0
+        total += -value if value < following else value
+    return str(total)
+
+
+def crime_types(text: str) -> set[str]:
+    """The kinds of crime a (title) text is about: drugs, cyber, fraud, firearms, ..."""
+    kinds = {_CRIME_OF[w] for w in (fold(t) for t in WORD.findall(text)) if w in _CRIME_OF}
+    if re.search(r"\btrafficking in human beings\b|\bhuman trafficking\b", text, re.I):
+        kinds.add("trafficking-people")
+    return kinds
+
+
+def meeting_day(text: str) -> str | None:
+    """Which day of a multi-day meeting the text reports ("1", "2", "3", "last"), if it says."""
+    for pattern, day in _MEETING_DAY:
+        if pattern.search(text):
+            return day
+    return None
