@@ -156,9 +156,10 @@ def test_candidates_respect_the_day_window_and_key_cap(store: SqlStore) -> None:
               ids[2]: (("nrutte", None), ("tcommon", 100)), ids[3]: (("tcommon", 101),)},
     ))
     hits = store.candidates(["nrutte", "tcommon"], (95, 105), limit_per_key=5)
-    assert hits["nrutte"] == {ids[0], ids[2]}
-    assert hits["tcommon"] == {ids[2], ids[3]}
-    assert "tcommon" not in store.candidates(["tcommon"], None, limit_per_key=1)
+    assert hits.items["nrutte"] == {ids[0], ids[2]}
+    assert hits.items["tcommon"] == {ids[2], ids[3]}
+    capped = store.candidates(["tcommon"], None, limit_per_key=1)
+    assert "tcommon" not in capped.items and capped.common == {"tcommon"}
 
 
 def test_source_state_round_trips(store: SqlStore) -> None:
