@@ -122,8 +122,8 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
         text = clean_text(html_to_text(html))
     else:
         html = None
-        text = clean_text(raw.content)
-    title = clean_title(raw.title)
+        text = clean_text(_without_tags(raw.content))
+    title = clean_title(_without_tags(raw.title))
     link = raw.link.strip() if raw.link and raw.link.strip() else None
     if not title:
         title = title_from_text(text) or (link or "")
@@ -151,6 +151,15 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
         ),
         tuple(warnings),
     )
+
+
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?\s*>|<!--")
+
+
+def _without_tags(text: str) -> str:
+    """Plain text that carries HTML tags is page residue: keep its text, drop the markup
+    (and any script or style content), so no tag reaches a feed even as escaped text."""
+    return html_to_text(text) if _TAG.search(text) else text
 
 
 def _date(raw: RawItem, text: str, now: datetime) -> tuple[datetime | None, DateSource | None]:

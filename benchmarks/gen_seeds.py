@@ -1578,7 +1578,7 @@ class Planner:
     def _day(self) -> date:
         return self.first + timedelta(days=self.rng.randrange(self.settings.days))
 
-    def _words(self) -> int:
+    def _length(self) -> int:
         return int(min(860, max(55, self.rng.lognormvariate(math.log(WORDS_MEDIAN), 0.55))))
 
     def _add(self, form: str, event: Event, agency: Agency, *, delay: int, phase: int,
@@ -1589,7 +1589,7 @@ class Planner:
         plan = ItemPlan(
             uid=len(self.plans), form=form, event=event, agency=agency,
             seed=self.rng.getrandbits(64) if seed is None else seed,
-            words=self._words() if words is None else words,
+            words=self._length() if words is None else words,
             dated=(self.rng.random() >= UNDATED_SHARE) if dated is None else dated,
             order=(day, phase, self.rng.random()), source=source, group=group,
             near_miss=near_miss,

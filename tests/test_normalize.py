@@ -176,3 +176,14 @@ def test_html_content_is_sanitized_and_turned_into_text() -> None:
     assert "javascript" not in item.html
     assert 'href="https://www.nato.int/rel"' in item.html
     assert item.text == "Hello link\n\nSecond rel"
+
+
+def test_tags_in_plain_text_titles_and_bodies_are_dropped_with_script_content() -> None:
+    item = normalize(raw(title='<b>Bold</b> title <script>x()</script>',
+                         content='Body <img src=x onerror="alert(1)"> text & more < less'),
+                     AGENCIES, NOW).item
+    assert item is not None
+    assert item.title == "Bold title"
+    assert item.text == "Body text & more < less"
+    plain = normalize(raw(title="Budget < 2% & rising", content="a < b > c"), AGENCIES, NOW).item
+    assert plain is not None and (plain.title, plain.text) == ("Budget < 2% & rising", "a < b > c")
