@@ -74,15 +74,15 @@ class DedupConfig:
 
     window_days: float = 14.0
     """Items whose dates are further apart than this are never compared."""
-    merge_threshold: float = 0.4
+    merge_threshold: float = 0.38
     """Score at or above which two items report one story."""
     agree_threshold: float = 0.25
     """Score every member of a story must reach with a joining item (no chaining)."""
     near_miss_threshold: float = 0.25
     """Score at or above which a pair kept apart is still recorded for `explain`."""
-    key_cap: int = 200
+    key_cap: int = 100
     """A blocking key shared by more items than this (within the window) is ignored."""
-    candidate_limit: int = 40
+    candidate_limit: int = 20
     """At most this many candidate items are compared with each new item."""
 
 

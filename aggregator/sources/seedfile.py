@@ -24,9 +24,10 @@ from aggregator.sources import Fetched
 from aggregator.store import SourceState
 
 # A title line (anything not blank), a blank line, then "Source: name". `[^\S\n]` is
-# whitespace other than a line break, so lines of spaces or tabs count as blank.
+# whitespace other than a line break, so lines of spaces or tabs count as blank. The title
+# starts at its first non-space character, which keeps the match linear on long lines.
 _ITEM_START = re.compile(
-    r"^(?P<title>[^\n]*\S[^\n]*)\n[^\S\n]*\n[^\S\n]*source[^\S\n]*:(?P<agency>[^\n]*)$",
+    r"^[^\S\n]*(?P<title>\S[^\n]*)\n[^\S\n]*\n[^\S\n]*source[^\S\n]*:(?P<agency>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 # Blank lines (spaces allowed) at the start or end of a body.
