@@ -27,51 +27,57 @@ _WEEKDAYS = {
     "thursday": 3, "thu": 3, "thurs": 3, "friday": 4, "fri": 4, "saturday": 5, "sat": 5,
     "sunday": 6, "sun": 6,
 }
-_MONTH = r"\b(?P<{}>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
-_WEEKDAY = r"(?:\b(?P<wd>" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True)) + r")\.?,?\s*\(?\s*)?"
-_DAY = r"\b(?P<{}>[0-3]?\d)(?:st|nd|rd|th)?\b"
-_YEAR = r"(?P<year>(?:19|20)\d\d)"
+def _spellings(names: dict[str, int]) -> str:
+    # Capitalized or all caps, as English writes them: "may" and "sat" stay ordinary words.
+    forms = {form for name in names for form in (name.capitalize(), name.upper())}
+    return "|".join(sorted(forms, key=len, reverse=True))
+
+
+_M = "(?:" + _spellings(_MONTHS) + r")\.?"
+_WD = _spellings(_WEEKDAYS)
+_D = r"[0-3]?\d(?:st|nd|rd|th)?"
+_Y = r"(?:,?\s+(?P<{}>(?:19|20)\d\d)\b)?"
 _DASH = r"\s*(?:-|–|—|to|until|and)\s*"
 
-# Ordered: ranges before single dates, so "19 to 21 November 2024" is read as one range.
-_PATTERNS = [
-    # 19 to 21 November 2024 / 19-21 Nov 2024
-    re.compile(_WEEKDAY + _DAY.format("d1") + _DASH + _DAY.format("d2") + r"\s+"
-               + _MONTH.format("m2") + r",?\s+" + _YEAR, re.IGNORECASE),
-    # November 19-21, 2024
-    re.compile(_WEEKDAY + _MONTH.format("m2") + r"\s+" + _DAY.format("d1") + _DASH
-               + _DAY.format("d2") + r",?\s+" + _YEAR, re.IGNORECASE),
-    # (Wednesday) 4 December 2024
-    re.compile(_WEEKDAY + _DAY.format("d2") + r"\s+" + _MONTH.format("m2") + r",?\s+" + _YEAR,
-               re.IGNORECASE),
-    # (Wednesday,) December 4, 2024
-    re.compile(_WEEKDAY + _MONTH.format("m2") + r"\s+" + _DAY.format("d2") + r",?\s+" + _YEAR,
-               re.IGNORECASE),
-    # 2024-12-04
-    re.compile(r"(?<![\d-])(?P<year>(?:19|20)\d\d)-(?P<mnum>[01]\d)-(?P<d2>[0-3]\d)(?![\d-])"),
-    # Wednesday (December 4) / Wednesday 4 December: the weekday pins the year
-    re.compile(r"\b(?P<wd>" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
-               + r")\.?,?\s*\(?\s*(?:" + _MONTH.format("m2") + r"\s+" + _DAY.format("d2")
-               + r"|" + _DAY.format("d3") + r"\s+" + _MONTH.format("m3") + r")(?![\w,]*\s*\d{4})",
-               re.IGNORECASE),
-]
+# One scan for every written form; at each position the alternatives are tried in order, so
+# "19 to 21 November 2024" is read as one range, not as "21 November 2024". Every
+# alternative starts with a digit or a month name, which keeps the scan cheap.
+_DATE = re.compile(
+    rf"\b(?P<ra>{_D}){_DASH}(?P<rb>{_D})\s+(?P<rm>{_M}){_Y.format('ry')}"
+    rf"|\b(?P<qm>{_M})\s+(?P<qa>{_D}){_DASH}(?P<qb>{_D})\b{_Y.format('qy')}"
+    rf"|\b(?P<dd>{_D})\s+(?P<dm>{_M})(?![\w]){_Y.format('dy')}"
+    rf"|\b(?P<mm>{_M})\s+(?P<md>{_D})\b{_Y.format('my')}"
+    r"|(?<![\d-])(?P<iy>(?:19|20)\d\d)-(?P<im>[01]\d)-(?P<id>[0-3]\d)(?![\d-])"
+)
+# Every date form has a month name or an ISO date; find those first (cheap), then read the
+# date around each one.
+_HINT = re.compile(r"\b(?:" + "|".join(sorted(
+    {n[:3].capitalize() for n in _MONTHS} | {n[:3].upper() for n in _MONTHS})) + r")|\d{4}-\d")
+_HINT_BACK = 16
+_HINT_SPAN = 48
 
-# Day and month without a year or weekday ("on 4 November", "17 and 18 October"): only read
-# when the caller may place the year by a reference date (dedup comparing two items).
-_YEARLESS = [
-    re.compile(_DAY.format("d1") + _DASH + _DAY.format("d2") + r"\s+" + _MONTH.format("m2")
-               + r"(?![\w,]*\s*\d{4})", re.IGNORECASE),
-    re.compile(_DAY.format("d2") + r"\s+" + _MONTH.format("m2") + r"(?![\w,]*\s*\d{4})",
-               re.IGNORECASE),
-    re.compile(_MONTH.format("m2") + r"\s+" + _DAY.format("d2") + r"(?![\w,]*\s*\d{4})",
-               re.IGNORECASE),
-]
+
+def _date_hints(text: str) -> list[int]:
+    """Offsets where a date may start: a little before each month name or ISO date."""
+    starts: list[int] = []
+    for hint in _HINT.finditer(text):
+        at = hint.start()
+        if text[at].isdigit():
+            starts.append(at)
+            continue
+        back = max(0, at - _HINT_BACK)
+        # The date may start with the day(s) before the month: from the earliest digit.
+        window = text[back:at]
+        digits = re.search(r"\d[\d\s\-–—tonadul]*$", window)
+        starts.append(back + digits.start() if digits else at)
+    return starts
+
+
+_WEEKDAY_BEFORE = re.compile(rf"\b(?P<wd>{_WD})\.?,?\s*\(?\s*$")
 _NEAREST_YEAR_DAYS = 183
 # "on Wednesday", "Thursday," with no date: the nearest such weekday to the reference date.
 _WEEKDAY_ONLY = re.compile(
-    r"\b(?:on|last|this|next)\s+(?P<wd>" + "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
-    + r")\b(?![\s,(]*(?:\d|" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r"))",
-    re.IGNORECASE,
+    rf"\b(?:on|On|last|this|next)\s+(?P<wd>{_WD})\b(?![\s,(]*(?:\d|{_M}))"
 )
 
 # Words just before a date that make it a reference to another time, not the item's date.
@@ -99,64 +105,82 @@ class StatedDate:
 
 
 def find_dates(text: str, now: datetime, *, infer_year: bool = False) -> list[StatedDate]:
-    """Every date `text` states, in reading order; overlapping matches keep the first pattern.
+    """Every date `text` states, in reading order.
 
-    With `infer_year`, a day and month without a year also count, in the year that puts them
-    nearest `now` (for comparing two items' events, never for an item's own date).
+    A day and month need a year, or a weekday that pins the year. With `infer_year`, a day
+    and month alone also count, in the year that puts them nearest `now`, and so does a bare
+    weekday ("on Wednesday"), as the nearest such day (for comparing two items' events,
+    never for an item's own date).
     """
     found: list[StatedDate] = []
-    taken: list[tuple[int, int]] = []
-    patterns = [*_PATTERNS, *_YEARLESS, _WEEKDAY_ONLY] if infer_year else _PATTERNS
-    for pattern in patterns:
-        for match in pattern.finditer(text):
-            span = match.span()
-            if any(span[0] < end and start < span[1] for start, end in taken):
+    end = -1
+    for start in _date_hints(text):
+        if start < end:
+            continue
+        match = _DATE.search(text, start, start + _HINT_SPAN)
+        if match is None:
+            continue
+        end = match.end()
+        stated = _stated(match, text, now, infer_year)
+        if stated is not None:
+            found.append(stated)
+    if infer_year:
+        taken = [(d.offset, d.offset + 12) for d in found]
+        for match in _WEEKDAY_ONLY.finditer(text):
+            if any(start <= match.start(1) <= end for start, end in taken):
                 continue
-            stated = _stated(match, text, now, infer_year=infer_year)
-            if stated is not None:
-                found.append(stated)
-                taken.append(span)
-    found.sort(key=lambda d: d.offset)
+            weekday = _WEEKDAYS[match.group("wd").lower()]
+            day_of = now.date() + timedelta(days=(weekday - now.date().weekday() + 3) % 7 - 3)
+            found.append(StatedDate(day_of, day_of, match.start(), True, False))
+        found.sort(key=lambda d: d.offset)
     return found
 
 
 def _stated(
-    match: re.Match[str], text: str, now: datetime, *, infer_year: bool = False
+    match: re.Match[str], text: str, now: datetime, infer_year: bool
 ) -> StatedDate | None:
-    groups = match.groupdict()
-    weekday = _WEEKDAYS.get((groups.get("wd") or "").lower().rstrip("."))
-    if infer_year and weekday is not None and match.re is _WEEKDAY_ONLY:
-        offset = (weekday - now.date().weekday() + 3) % 7 - 3
-        day_of = now.date() + timedelta(days=offset)
-        return StatedDate(day_of, day_of, match.start(), True, False)
-    month_name = groups.get("m2") or groups.get("m3")
-    month = _MONTHS[month_name.lower()] if month_name else int(groups.get("mnum") or 0)
-    day = int(groups.get("d2") or groups.get("d3") or 0)
-    year_text = groups.get("year")
+    g = match.groupdict()
+    if g["iy"]:
+        year_text, month, first, last = g["iy"], int(g["im"]), g["id"], g["id"]
+    else:
+        kind = next(k for k in ("r", "q", "d", "m") if g[f"{k}y"] is not None
+                    or g.get(f"{k}m" if k in "rqd" else "mm"))
+        month_name = {"r": g["rm"], "q": g["qm"], "d": g["dm"], "m": g["mm"]}[kind]
+        month = _MONTHS[month_name.rstrip(".").lower()]
+        year_text = g[f"{kind}y"]
+        first = {"r": g["ra"], "q": g["qa"], "d": g["dd"], "m": g["md"]}[kind]
+        last = {"r": g["rb"], "q": g["qb"], "d": g["dd"], "m": g["md"]}[kind]
+    before = text[max(0, match.start() - 16) : match.start()]
+    weekday_match = _WEEKDAY_BEFORE.search(before)
+    weekday = _WEEKDAYS[weekday_match.group("wd").lower()] if weekday_match else None
     try:
+        day_first, day_last = int(first.rstrip("stndrh")), int(last.rstrip("stndrh"))
         if year_text:
-            end = date(int(year_text), month, day)
+            end = date(int(year_text), month, day_last)
         elif weekday is not None:
-            pinned = _pin_year(month, day, weekday, now.date())
+            pinned = (_near_weekday(month, day_last, weekday, now.date()) if infer_year
+                      else None) or _pin_year(month, day_last, weekday, now.date())
             if pinned is None:
                 return None
             end = pinned
         elif infer_year:
-            end = _nearest(month, day, now.date())
+            end = _nearest(month, day_last, now.date())
         else:
             return None
-        start = end.replace(day=int(groups["d1"])) if groups.get("d1") else end
+        start = end.replace(day=day_first)
     except ValueError:
         return None
     if start > end:
         return None
-    before = text[max(0, match.start() - _LOOKBACK) : match.start()]
+    start_offset = match.start() - (len(before) - weekday_match.start()) if weekday_match \
+        else match.start()
+    lookback = text[max(0, start_offset - _LOOKBACK) : start_offset]
     return StatedDate(
         start=start,
         end=end,
-        offset=match.start(),
+        offset=start_offset,
         has_weekday=weekday is not None,
-        is_reference=bool(_REFERENCE_WORDS.search(before)) and not groups.get("d1"),
+        is_reference=bool(_REFERENCE_WORDS.search(lookback)) and start == end,
     )
 
 
@@ -168,6 +192,19 @@ def _nearest(month: int, day: int, reference: date) -> date:
     if (reference - candidate).days > _NEAREST_YEAR_DAYS:
         return date(reference.year + 1, month, day)
     return candidate
+
+
+def _near_weekday(month: int, day: int, weekday: int, reference: date) -> date | None:
+    """The date with this month, day and weekday within half a year of `reference` (an
+    advisory's "Wednesday (December 4)" may lie ahead of it)."""
+    for year in (reference.year, reference.year + 1, reference.year - 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue
+        if candidate.weekday() == weekday and abs((candidate - reference).days) <= 183:
+            return candidate
+    return None
 
 
 def _pin_year(month: int, day: int, weekday: int, today: date) -> date | None:

@@ -19,6 +19,7 @@ member, agrees with every other member, and conflicts with none.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import json
 import math
@@ -42,10 +43,10 @@ STORY_NAMESPACE = uuid.UUID("6f1d3c52-4e0b-5a8e-9b7c-2d4f6a8b0c1e")
 """Namespace of story GUIDs: uuid5(namespace, founding item id), stable for a fresh store too."""
 
 _EPOCH = date(1970, 1, 1)
-_LEAD_CHARS = 2400
+_LEAD_CHARS = 1500
 """How much of a text the features read: the lead carries the story, and a 2 MB body costs
 no more than a short one."""
-_OPENING_CHARS = 700
+_OPENING_CHARS = 600
 _PREFIX_CHARS = 160
 _MIN_PREFIX = 80
 """A "…" summary must share at least this many characters with the full text."""
@@ -104,7 +105,8 @@ class Features:
     stated: bool
     has_link: bool
     title_words: frozenset[str]
-    lead_words: frozenset[str]
+    lead_words: bytes
+    """Content words of the opening as packed hashes (`minhash.word_hashes`)."""
     names: frozenset[str]
     title_people: frozenset[str]
     title_countries: frozenset[str]
@@ -118,28 +120,32 @@ class Features:
     meeting_day: str | None
     event_dates: tuple[tuple[int, int], ...]
     """Event days (first, last) the opening states; datelines and references left out."""
-    signature: tuple[int, ...]
+    signature: bytes
+    """MinHash of the lead's word shingles (`minhash.signatures`)."""
 
     def to_json(self) -> str:
-        """A compact serialization for the store."""
-        data = {}
+        """A compact serialization for the store: values in field order, bytes as base64."""
+        values: list[object] = []
         for f in fields(self):
             value = getattr(self, f.name)
-            data[f.name] = sorted(value) if isinstance(value, frozenset) else value
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+            if isinstance(value, frozenset):
+                value = sorted(value)
+            elif isinstance(value, bytes):
+                value = base64.b64encode(value).decode()
+            values.append(value)
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Features:
         """The inverse of `to_json`."""
-        data = json.loads(text)
-        for f in fields(cls):
-            value = data[f.name]
-            if f.name == "event_dates":
-                data[f.name] = tuple(tuple(pair) for pair in value)
-            elif f.name == "signature":
-                data[f.name] = tuple(value)
+        data = dict(zip((f.name for f in fields(cls)), json.loads(text), strict=True))
+        for name, value in data.items():
+            if name == "event_dates":
+                data[name] = tuple(tuple(pair) for pair in value)
+            elif name in ("signature", "lead_words"):
+                data[name] = base64.b64decode(value)
             elif isinstance(value, list):
-                data[f.name] = frozenset(value)
+                data[name] = frozenset(value)
         return cls(**data)
 
 
@@ -154,19 +160,21 @@ def extract_features(item: StoredItem) -> Features:
 def extract_many(batch: Sequence[StoredItem]) -> list[Features]:
     """Analyse many items; their MinHash signatures are computed as one batch."""
     leads = [item.text[:_LEAD_CHARS] for item in batch]
-    signatures = minhash.signatures([[fold(w) for w in entities.WORD.findall(lead)]
-                                     for lead in leads])
-    return [_features(item, lead, sig) for item, lead, sig in zip(batch, leads, signatures,
-                                                                   strict=True)]
+    words = [[fold(w) for w in entities.WORD.findall(lead)] for lead in leads]
+    signatures = minhash.signatures(words)
+    return [
+        _features(item, lead, sig, len(lead_words))
+        for item, lead, sig, lead_words in zip(batch, leads, signatures, words, strict=True)
+    ]
 
 
-def _features(item: StoredItem, lead: str, signature: tuple[int, ...]) -> Features:
+def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Features:
     title = _BOILERPLATE_TITLE.sub("", item.title)
     opening = _opening(lead)
     first_sentence = re.split(r"(?<=[a-z0-9)][.!?])\s", opening, maxsplit=1)[0]
     title_names, title_countries = entities.names_and_countries(title)
     lead_names, lead_countries = entities.names_and_countries(opening)
-    _, sentence_countries = entities.names_and_countries(first_sentence)
+    sentence_countries = {c for c, at in lead_countries.items() if at < len(first_sentence)}
     if entities.title_cased(title):
         # "Chairman Hosts Australian Chief Of Defence": every word is capitalized, so only
         # the runs the text also names are names.
@@ -185,16 +193,16 @@ def _features(item: StoredItem, lead: str, signature: tuple[int, ...]) -> Featur
         truncated=item.truncated,
         advisory=bool(_ADVISORY_TITLE.search(item.title) or _ADVISORY_TEXT.search(lead[:1500])),
         length=len(item.text),
-        words_in_text=len(entities.WORD.findall(lead)),
+        words_in_text=words,
         stated=item.published is not None,
         has_link=item.link is not None,
         title_words=frozenset(entities.content_words(title)),
-        lead_words=frozenset(entities.content_words(opening)),
+        lead_words=minhash.word_hashes(entities.content_words(opening)),
         names=frozenset(title_names | lead_names),
         title_people=frozenset(n for n in title_names if entities.is_person_like(n)),
         title_countries=frozenset(title_countries),
         lead_countries=frozenset(sentence_countries),
-        countries=frozenset(title_countries | lead_countries),
+        countries=frozenset(title_countries.keys() | lead_countries.keys()),
         operations=frozenset(entities.operations(item.title + "\n" + opening)),
         figures=frozenset(entities.figures(title + "\n" + opening)),
         crimes=frozenset(entities.crime_types(title)),
@@ -313,7 +321,8 @@ def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Eviden
     """Measure what two items have in common."""
     return Evidence(
         title=_weighted_dice(a, b, "t", weighting),
-        text=max(minhash.similarity(a.signature, b.signature), _dice(a.lead_words, b.lead_words)),
+        text=max(minhash.similarity(a.signature, b.signature), _packed_dice(a.lead_words,
+                                                                              b.lead_words)),
         names=_weighted_dice(a, b, "n", weighting),
         countries=_dice(a.countries, b.countries),
         figures=_weighted_dice(a, b, "#", weighting),
@@ -495,6 +504,12 @@ def _shared_event_day(a: Features, b: Features) -> tuple[int, int] | None:
             if x[0] <= y[1] and y[0] <= x[1]:
                 return x
     return None
+
+
+def _packed_dice(a: bytes, b: bytes) -> float:
+    if not a or not b:
+        return 0.0
+    return 2 * minhash.shared_count(a, b) / ((len(a) + len(b)) // 4)
 
 
 def _dice(a: frozenset[str], b: frozenset[str]) -> float:

@@ -10,6 +10,7 @@ No model downloads: rules tuned on agency press releases.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, fold
 
@@ -47,13 +48,13 @@ _NUMBER_WORDS = {
 }
 _MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
                 r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
-# Dates, years and clock times: their numbers are no figures of the story.
-_NOT_FIGURES = re.compile(
-    rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s*(?:-|–|to|and)\s*\d{{1,2}}(?:st|nd|rd|th)?)?\s+"
-    rf"(?:{_MONTH_NAMES})\b\.?|\b(?:{_MONTH_NAMES})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b|"
-    r"\b(?:19|20)\d\d\b|\b\d{1,2}[:.]\d\d\s*(?:a\.?m\.?|p\.?m\.?|h)?\b|\b\d{1,2}\s*(?:a\.?m|p\.?m)\b",
-    re.IGNORECASE,
-)
+# What around a number makes it part of a date or a clock time, not a figure of the story.
+_MONTH_AFTER = re.compile(rf"(?:st|nd|rd|th)?(?:\s*(?:-|–|to|and)\s*\d{{1,2}}(?:st|nd|rd|th)?)?"
+                          rf"\s+(?:{_MONTH_NAMES})\b", re.IGNORECASE)
+_MONTH_BEFORE = re.compile(rf"\b(?:{_MONTH_NAMES})\.?\s+(?:\d{{1,2}}\s*(?:-|–|to|and)\s*)?$",
+                           re.IGNORECASE)
+_CLOCK_AFTER = re.compile(r"[:.]\d\d\b|\s*(?:a\.?m\b|p\.?m\b|h\b|hrs\b|CET|CEST|GMT|UTC)")
+
 _OPERATION = re.compile(
     r"\b(?:Operation|Op\.|Project|Action)\s+"
     r"(?P<name>[A-Z][\w’'-]+(?:\s+[A-Z][a-z][\w’'-]+)?)"
@@ -140,18 +141,20 @@ def stem(word: str) -> str:
 def content_words(text: str) -> list[str]:
     """Folded, stemmed words that carry meaning: stopwords, agency boilerplate and years out,
     number words as digits ("ten" and "10" meet)."""
-    words = []
-    for token in WORD.findall(text):
-        word = fold(token).replace("’", "'")
-        if word.endswith("'s"):
-            word = word[:-2]
-        word = _NUMBER_WORDS.get(word, word)
-        if word in STOPWORDS or word in DOMAIN_WORDS or len(word) < 2:
-            continue
-        if len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"):
-            continue
-        words.append(stem(word))
-    return words
+    return [w for w in map(_content_word, WORD.findall(text)) if w]
+
+
+@lru_cache(maxsize=262_144)
+def _content_word(token: str) -> str:
+    word = fold(token).replace("’", "'")
+    if word.endswith("'s"):
+        word = word[:-2]
+    word = _NUMBER_WORDS.get(word, word)
+    if word in STOPWORDS or word in DOMAIN_WORDS or len(word) < 2:
+        return ""
+    if len(word) == 4 and word.isdigit() and word[:2] in ("19", "20"):
+        return ""
+    return stem(word)
 
 
 def title_cased(title: str) -> bool:
@@ -162,102 +165,119 @@ def title_cased(title: str) -> bool:
 
 def mostly_upper(text: str) -> bool:
     """True for all-caps text, whose capitals say nothing about names."""
-    letters = [c for c in text if c.isalpha()]
-    return len(letters) >= 8 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
+    letters = len(_LETTER.findall(text))
+    return letters >= 8 and len(_UPPER_LETTER.findall(text)) > 0.6 * letters
 
 
-def names_and_countries(text: str) -> tuple[set[str], set[str]]:
-    """Names (runs of capitalized words, roles dropped) and ISO codes of countries in `text`.
+def _character_class(test: str) -> str:
+    """A regex class of every BMP character for which `str.<test>()` holds, as ranges."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF or not getattr(chr(code), test)():
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+                   for a, b in ranges)
+
+
+_UPPER = _character_class("isupper")
+_LETTER = re.compile(r"[^\W\d_]")
+_UPPER_LETTER = re.compile(f"[{_UPPER}]")
+_CAPITALIZED_WORD = rf"(?:[{_UPPER}]|[a-z]'[{_UPPER}])[\w'’-]*"
+# A run of capitalized words, joined by single spaces or hyphens, with lowercase particles
+# inside ("Recep Tayyip Erdoğan", "Côte d'Ivoire", "Abu Bakr al Baghdadi").
+_RUN = re.compile(
+    rf"(?<![\w'’]){_CAPITALIZED_WORD}"
+    rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*{_CAPITALIZED_WORD})*"
+)
+_SENTENCE_BREAK = re.compile(r"(?:^|[.!?:;]|\n)[\s\"“‘(\[]*$")
+_LAST_WORD = re.compile(r"([\w]+)\W*$")
+
+
+def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
+    """Names (runs of capitalized words, roles dropped) and the countries of `text` (ISO
+    code -> offset of the first mention).
 
     A lone capitalized word that opens a sentence ("Drug trafficking ...") counts as a name
     only if the text also capitalizes it elsewhere.
     """
     found: dict[str, bool] = {}
-    countries: set[str] = set()
+    countries: dict[str, int] = {}
     names_reliable = not mostly_upper(text)
     if not names_reliable:
         text = text.title()
     text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
-    run: list[str] = []
-    run_initial = False
-    previous_end = 0
-    previous_token = ""
-
-    def flush() -> None:
-        if run:
-            _take_run(run, run_initial, found, countries)
-            run.clear()
-
-    for match in WORD.finditer(text):
-        token = match.group()
-        gap = text[previous_end : match.start()]
-        sentence_start = previous_end == 0 or "\n" in gap or (
-            any(mark in gap for mark in ".!?:;") and fold(previous_token) not in ABBREVIATIONS
-        )
-        if run and gap.strip() not in ("", "-"):
-            flush()
-        if _capitalized(token):
-            if not run:
-                run_initial = sentence_start
-            run.append(token)
-        elif run and token.lower() in _CONNECTORS:
-            run.append(token)
-        else:
-            flush()
-        previous_end = match.end()
-        previous_token = token
-    flush()
+    for run in _RUN.finditer(text):
+        names, codes, lone = _read_run(run.group())
+        # Only a lone word needs to know whether it opens a sentence.
+        initial = lone and _opens_sentence(text, run.start())
+        for name in names:
+            confirmed = not (initial and " " not in name)
+            found[name] = found.get(name, False) or confirmed
+        for code in codes:
+            countries.setdefault(code, run.start())
     if not names_reliable:
         return set(), countries
     return {name for name, confirmed in found.items() if confirmed or " " in name}, countries
 
 
-def _capitalized(token: str) -> bool:
-    # "d'Ivoire", "al-Sudani": a lowercase particle glued to a capitalized name.
-    if token[0].isupper():
+def _opens_sentence(text: str, at: int) -> bool:
+    before = text[max(0, at - 12) : at]
+    if not _SENTENCE_BREAK.search(before) and at > 0:
+        return False
+    if at == 0:
         return True
-    return len(token) > 2 and token[1] == "'" and token[2].isupper()
+    # "Gen. CQ Brown": a full stop after an abbreviation does not end the sentence.
+    previous = _LAST_WORD.search(text[max(0, at - 12) : at].rstrip(" \t\"“‘(["))
+    return previous is None or fold(previous.group(1)) not in ABBREVIATIONS
 
 
-def _take_run(run: list[str], initial: bool, found: dict[str, bool], countries: set[str]) -> None:
-    """Split one run of capitalized words into countries and names."""
-    words = [fold(token) for token in run]
+@lru_cache(maxsize=131_072)
+def _read_run(run: str) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The names and country codes in one run of capitalized words, and whether it is one
+    lone word (cached: agency news names the same people and places again and again)."""
+    # "Pre-ministerial" is one capitalized word, but only "Pre" of it is a name's part.
+    words = [fold(w) for w in WORD.findall(run)
+             if w[0].isupper() or w in _CONNECTORS or (len(w) > 2 and w[1] == "'")]
     words = [w[:-2] if w.endswith("'s") else w for w in words]
+    names: list[str] = []
+    codes: list[str] = []
     index = 0
     pending: list[str] = []
-    pending_initial = initial
     while index < len(words):
         for size in range(min(LONGEST_COUNTRY_PHRASE, len(words) - index), 0, -1):
             code = COUNTRY_PHRASES.get(tuple(words[index : index + size]))
             if code is not None:
-                countries.add(code)
-                _add_name(pending, found, pending_initial)
-                pending, pending_initial = [], False
+                codes.append(code)
+                names.extend(_name_of(pending))
+                pending = []
                 index += size
                 break
         else:
             pending.append(words[index])
             index += 1
-    _add_name(pending, found, pending_initial)
+    names.extend(_name_of(pending))
+    return tuple(names), tuple(codes), len(words) == 1
 
 
-def _add_name(words: list[str], found: dict[str, bool], sentence_initial: bool) -> None:
-    """Record a name; `found[name]` says whether it was ever seen away from a sentence start."""
+def _name_of(words: list[str]) -> list[str]:
+    """The name in a run of folded words once roles are dropped: zero or one name."""
     kept = [w for w in words if w not in _ROLE_WORDS and w not in _AGENCY_WORDS]
     while kept and kept[-1] in _CONNECTORS:
         kept.pop()
     while kept and kept[0] in _CONNECTORS:
         kept.pop(0)
     if not kept:
-        return
+        return []
     if len(kept) == 1:
         word = kept[0]
         if (word in STOPWORDS or word in DOMAIN_WORDS or word in ORG_WORDS
                 or len(word) < 3 or word.isdigit()):
-            return
-    name = " ".join(kept)
-    confirmed = not (sentence_initial and len(words) == 1)
-    found[name] = found.get(name, False) or confirmed
+            return []
+    return [" ".join(kept)]
 
 
 def is_person_like(name: str) -> bool:
@@ -269,20 +289,29 @@ def is_person_like(name: str) -> bool:
 def figures(text: str) -> set[str]:
     """The figures a text gives (arrests, amounts, counts of two digits or more), without the
     numbers that belong to dates, years or clock times; number words become digits."""
-    text = _NOT_FIGURES.sub(" ", text)
     found: set[str] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(1)
         value = re.sub(r"[ ,]", "", raw)
         if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", raw):
             value = raw.replace(".", "")
-        if len(value.replace(".", "").lstrip("0")) < 2:
+        if len(value.replace(".", "").lstrip("0")) < 2 or _is_date_part(text, match, value):
             continue
         found.add(value)
-    for token in WORD.findall(text.lower()):
-        if token in _NUMBER_WORDS and int(_NUMBER_WORDS[token]) >= 10:
-            found.add(_NUMBER_WORDS[token])
+    lowered = text.lower()
+    for word, digits in _NUMBER_WORDS.items():
+        if len(digits) >= 2 and word in lowered and re.search(rf"\b{word}\b", lowered):
+            found.add(digits)
     return found
+
+
+def _is_date_part(text: str, match: re.Match[str], value: str) -> bool:
+    if len(value) == 4 and value[:2] in ("19", "20") and value.isdigit():
+        return True
+    after = text[match.end() : match.end() + 24]
+    if _CLOCK_AFTER.match(after) or _MONTH_AFTER.match(after):
+        return True
+    return bool(_MONTH_BEFORE.search(text[max(0, match.start() - 16) : match.start()]))
 
 
 def operations(text: str) -> set[str]:

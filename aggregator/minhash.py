@@ -7,7 +7,7 @@ Vectorized with numpy over a whole batch. Word hashes are CRC-32, stable across 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -21,46 +21,83 @@ _OFFSETS = np.array(
     [zlib.crc32(b"b%d" % k) << 32 | zlib.crc32(b"d%d" % k) for k in range(PERMUTATIONS)],
     dtype=np.uint64,
 )
-EMPTY = (0xFFFFFFFF,) * PERMUTATIONS
+EMPTY = b"\xff" * (4 * PERMUTATIONS)
 """The signature of a text with no words."""
 
 
-def signatures(documents: Sequence[Sequence[str]]) -> list[tuple[int, ...]]:
-    """One signature per document (a sequence of folded words), over its word 3-shingles."""
+_BATCH_SHINGLES = 40_000
+"""Shingles hashed per numpy step: bounds the (64 x n) matrix to about 20 MB."""
+
+
+def signatures(documents: Sequence[Sequence[str]]) -> list[bytes]:
+    """One signature per document (a sequence of folded words), over its word 3-shingles,
+    packed as little-endian uint32 values (256 bytes, where a tuple of ints takes ten times
+    as much memory).
+
+    The hashing runs over many documents at once: per-document numpy calls would cost more
+    than the arithmetic.
+    """
     vocabulary: dict[str, int] = {}
-    result: list[tuple[int, ...]] = []
+    per_document: list[np.ndarray] = []
     for words in documents:
-        ids = np.fromiter(
-            (vocabulary.setdefault(w, zlib.crc32(w.encode())) for w in words),
-            dtype=np.uint64,
-            count=len(words),
-        )
-        if ids.size == 0:
-            result.append(EMPTY)
-            continue
-        if ids.size >= 3:
-            shingles = (ids[:-2] * np.uint64(0x9E3779B1) + ids[1:-1]) & _MASK32
-            shingles = (shingles * np.uint64(0x85EBCA77) + ids[2:]) & _MASK32
+        ids = []
+        for word in words:
+            value = vocabulary.get(word)
+            if value is None:
+                value = vocabulary[word] = zlib.crc32(word.encode())
+            ids.append(value)
+        array = np.array(ids, dtype=np.uint64)
+        if array.size >= 3:
+            shingles = (array[:-2] * np.uint64(0x9E3779B1) + array[1:-1]) & _MASK32
+            shingles = (shingles * np.uint64(0x85EBCA77) + array[2:]) & _MASK32
         else:
-            shingles = ids
-        shingles = np.unique(shingles)
-        # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2**64) per permutation.
-        permuted = (np.outer(_MULTIPLIERS, shingles) + _OFFSETS[:, None]) >> np.uint64(32)
-        result.append(tuple(int(v) for v in permuted.min(axis=1)))
+            shingles = array
+        per_document.append(shingles)
+    result: list[bytes] = [EMPTY] * len(documents)
+    start = 0
+    while start < len(per_document):
+        stop, size = start, 0
+        while stop < len(per_document) and (size == 0 or size + per_document[stop].size
+                                            <= _BATCH_SHINGLES):
+            size += per_document[stop].size
+            stop += 1
+        _sign_batch(per_document[start:stop], result, start)
+        start = stop
     return result
 
 
-def similarity(a: Sequence[int], b: Sequence[int]) -> float:
+def _sign_batch(shingle_sets: list[np.ndarray], result: list[bytes], at: int) -> None:
+    sizes = np.array([s.size for s in shingle_sets])
+    nonempty = np.flatnonzero(sizes)
+    if nonempty.size == 0:
+        return
+    shingles = np.concatenate([shingle_sets[i] for i in nonempty])
+    # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2**64) per permutation.
+    permuted = (np.outer(_MULTIPLIERS, shingles) + _OFFSETS[:, None]) >> np.uint64(32)
+    offsets = np.concatenate(([0], np.cumsum(sizes[nonempty])[:-1]))
+    minima = np.ascontiguousarray(
+        np.minimum.reduceat(permuted, offsets, axis=1).T.astype("<u4"))
+    for row, index in enumerate(nonempty):
+        result[at + int(index)] = minima[row].tobytes()
+
+
+def similarity(a: bytes, b: bytes) -> float:
     """Estimated Jaccard similarity of the shingle sets behind two signatures."""
-    if tuple(a) == EMPTY or tuple(b) == EMPTY:
+    if a == EMPTY or b == EMPTY:
         return 0.0
-    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a)
+    same = np.count_nonzero(np.frombuffer(a, dtype="<u4") == np.frombuffer(b, dtype="<u4"))
+    return int(same) / PERMUTATIONS
 
 
-def bands(signature: Sequence[int], count: int) -> list[str]:
-    """Locality-sensitive hashing bands: texts sharing a band are likely near copies."""
-    rows = len(signature) // count
-    return [
-        f"{band}:{zlib.crc32(','.join(map(str, signature[band * rows:(band + 1) * rows])).encode()):08x}"
-        for band in range(count)
-    ]
+def word_hashes(words: Iterable[str]) -> bytes:
+    """A set of words as sorted, packed uint32 hashes: a compact, comparable word set."""
+    return np.unique(np.array([zlib.crc32(w.encode()) for w in words],
+                              dtype="<u4")).tobytes()
+
+
+def shared_count(a: bytes, b: bytes) -> int:
+    """How many hashes two `word_hashes` sets share."""
+    if not a or not b:
+        return 0
+    return int(np.intersect1d(np.frombuffer(a, dtype="<u4"), np.frombuffer(b, dtype="<u4"),
+                              assume_unique=True).size)

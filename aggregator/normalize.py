@@ -83,6 +83,13 @@ class AgencyDirectory:
         return agency.name if agency else (label.strip() or slug)
 
 
+def unknown_agency_warning(origin: str, label: str, slug: str, count: int) -> str:
+    """The warning for items naming an agency the config does not know."""
+    more = f" (and {count - 1} more items in this source)" if count > 1 else ""
+    return (f"{origin}: unknown agency {label!r}{more}; publishing it as {slug!r} "
+            "(add it, or an alias, under [agencies] in the config)")
+
+
 def _name_key(name: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
@@ -105,6 +112,8 @@ class Normalized:
 
     item: Item | None
     warnings: tuple[str, ...] = ()
+    unknown_agency: str | None = None
+    """The source's agency name when no configured agency or alias matched it."""
 
 
 def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normalized:
@@ -112,11 +121,6 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
     warnings: list[str] = []
     slug, known = agencies.resolve(raw.agency_label) if raw.agency_label.strip() else (
         derive_slug("unknown"), False)
-    if not known:
-        warnings.append(
-            f"{raw.origin}: unknown agency {raw.agency_label!r}; publishing it as {slug!r} "
-            "(add it, or an alias, under [agencies] in the config)"
-        )
     if raw.content_is_html:
         html: str | None = sanitize_html(raw.content, base_url=raw.link or None)
         text = clean_text(html_to_text(html))
@@ -150,6 +154,7 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
             date_source=date_source,
         ),
         tuple(warnings),
+        unknown_agency=None if known else raw.agency_label,
     )
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,14 +21,17 @@ from aggregator import clock, dedup
 from aggregator.config import Config
 from aggregator.errors import SourceError
 from aggregator.model import RunResult, SourceReport
-from aggregator.normalize import AgencyDirectory, normalize
+from aggregator.normalize import AgencyDirectory, normalize, unknown_agency_warning
 from aggregator.sources import SourceUnit, expand
 from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
 
 log = logging.getLogger(__name__)
 
-_FEATURE_BATCH = 2000
+_FEATURE_BATCH = 1000
 """Items analysed for dedup at a time: bounds memory on a cold run over a large corpus."""
+_PARALLEL_FROM = 4000
+"""Below this many items, starting worker processes costs more than it saves."""
+_MAX_WORKERS = 4
 
 
 @dataclass(slots=True)
@@ -54,9 +60,13 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
                 continue
             for unit in units:
                 _read_unit(store, unit, directory, read_digest, started, progress)
+        read_done = time.perf_counter()
         _deduplicate(store, config, progress.changed)
+        dedup_done = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
+        log.info("phases read=%.2fs dedup=%.2fs publish=%.2fs", read_done - timer,
+                 dedup_done - read_done, time.perf_counter() - dedup_done)
     finally:
         store.close()
     return RunResult(
@@ -113,18 +123,29 @@ def _read_unit(
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
         return
     items = []
+    warnings: list[str] = []
+    unknown: dict[str, tuple[str, str, int]] = {}
     for raw in fetched.items:
         try:
             result = normalize(raw, directory, now)
         except Exception as exc:  # one odd item must not cost the source its other items
             log.debug("cannot normalize %s", raw.origin, exc_info=True)
-            progress.warnings.append(f"{raw.origin}: item skipped: {exc!r}")
+            warnings.append(f"{raw.origin}: item skipped: {exc!r}")
             continue
-        for warning in result.warnings:
-            log.warning("%s", warning)
-        progress.warnings.extend(result.warnings)
-        if result.item is not None:
-            items.append(result.item)
+        warnings.extend(result.warnings)
+        if result.item is None:
+            continue
+        items.append(result.item)
+        if result.unknown_agency is not None:
+            origin, slug, count = unknown.get(result.unknown_agency, (raw.origin,
+                                                                      result.item.agency, 0))
+            unknown[result.unknown_agency] = (origin, slug, count + 1)
+    # One warning per unknown agency and source, not one per item.
+    warnings.extend(unknown_agency_warning(origin, label, slug, count)
+                    for label, (origin, slug, count) in unknown.items())
+    for warning in warnings:
+        log.warning("%s", warning)
+    progress.warnings.extend(warnings)
     reconciled = store.reconcile(unit.source_id, items, now)
     store.save_source_state(new_state)
     progress.new += len(reconciled.new)
@@ -175,11 +196,17 @@ def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> Non
 
 
 def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
-    """Dedup features of stored items, read from the store in batches."""
-    features: list[dedup.Features] = []
-    for start in range(0, len(item_ids), _FEATURE_BATCH):
-        features.extend(dedup.extract_many(store.items(item_ids[start : start + _FEATURE_BATCH])))
-    return features
+    """Dedup features of stored items, read from the store in batches; a large run spreads
+    the analysis over every core (it is pure, so worker processes share nothing)."""
+    batches = [item_ids[i : i + _FEATURE_BATCH] for i in range(0, len(item_ids), _FEATURE_BATCH)]
+    workers = min(len(batches), os.cpu_count() or 1, _MAX_WORKERS)
+    if len(item_ids) < _PARALLEL_FROM or workers < 2:
+        return [f for batch in batches for f in dedup.extract_many(store.items(batch))]
+    context = multiprocessing.get_context("fork" if "fork" in
+                                          multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = [pool.submit(dedup.extract_many, store.items(batch)) for batch in batches]
+        return [f for future in pending for f in future.result()]
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,7 @@ def test_two_megabyte_bodies_cost_no_more_than_their_lead() -> None:
     (big,) = [i for i in odd_items() if i.item_id == "huge"]
     features = dedup.extract_features(big)
     assert features.length == 2_000_000
-    assert len(features.lead_words) < 200
+    assert len(features.lead_words) // 4 < 200  # packed word hashes of the opening only
 
 
 def test_undated_items_are_compared_without_a_window() -> None:

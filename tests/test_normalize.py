@@ -52,8 +52,8 @@ def test_unknown_agency_is_published_under_a_derived_slug_with_a_warning() -> No
     assert result.item is not None
     assert result.item.agency == "bundeskriminalamt-bka"
     assert result.item.agency_label == "Bundeskriminalamt (BKA)"
-    (warning,) = result.warnings
-    assert warning.startswith("seeds/a.txt:12: unknown agency 'Bundeskriminalamt (BKA)'")
+    assert result.unknown_agency == "Bundeskriminalamt (BKA)"
+    assert normalize(raw(agency="NATO"), AGENCIES, NOW).unknown_agency is None
 
 
 @pytest.mark.parametrize(
