@@ -51,7 +51,7 @@ _PREFIX_CHARS = 160
 _MIN_PREFIX = 80
 """A "…" summary must share at least this many characters with the full text."""
 _MIN_WORDS_FOR_TEXT_IDENTITY = 25
-_KEY_LIMITS = {"t": 12, "n": 14, "#": 8}
+_KEY_LIMITS = {"t": 6, "n": 10, "#": 4, "c": 3}
 """At most this many blocking keys of each kind per item (the longest, most specific)."""
 
 _BOILERPLATE_TITLE = re.compile(
@@ -574,8 +574,8 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     keys.update(_specific("n", f.names))
     keys.update(_specific("#", f.figures))
     keys.update("o" + name[:60] for name in _operation_names(f))
-    keys.update("c" + code for code in f.countries)
-    keys.update(f"d{first}" for first, _ in f.event_dates[:2])
+    keys.update(_specific("c", f.countries))
+    keys.update(f"d{first}" for first, _ in f.event_dates[:1])
     return tuple(sorted(keys))
 
 
@@ -616,7 +616,7 @@ _COMMON = 10**9
 @dataclass(slots=True)
 class _Index:
     """In-memory blocking index (key -> the items holding it, sorted by day) that also
-    weighs keys by how many items hold them."""
+    weighs keys by how many items near an item hold them."""
 
     window: float
     key_cap: int
@@ -629,23 +629,44 @@ class _Index:
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
     totals: dict[tuple[str, str], float] = field(default_factory=dict)
+    around: Features | None = None
+    """The item being placed: weights are computed for its neighbourhood, and cached."""
+    weights: dict[str, float] = field(default_factory=dict)
 
-    def add(self, f: Features, story_id: str) -> None:
+    def add(self, f: Features, story_id: str, keys: Sequence[str] | None = None) -> None:
         slot = len(self.features)
         self.features.append(f)
         self.story_of.append(story_id)
-        for key in blocking_keys(f):
+        for key in keys if keys is not None else blocking_keys(f):
             if f.day is None:
                 self.undated.setdefault(key, array("i")).append(slot)
                 continue
-            days = self.days.setdefault(key, array("i"))
-            at = bisect.bisect_right(days, f.day)
-            days.insert(at, f.day)
-            self.slots.setdefault(key, array("i")).insert(at, slot)
+            days = self.days.get(key)
+            if days is None:
+                self.days[key] = array("i", (f.day,))
+                self.slots[key] = array("i", (slot,))
+            elif days[-1] <= f.day:
+                days.append(f.day)
+                self.slots[key].append(slot)
+            else:
+                at = bisect.bisect_right(days, f.day)
+                days.insert(at, f.day)
+                self.slots[key].insert(at, slot)
 
-    # Weighting: the rarity of a key among the items near an item (within the window).
+    def focus(self, f: Features) -> None:
+        """Weigh keys around `f` from now on."""
+        if self.around is not f:
+            self.around = f
+            self.weights = {}
+
+    # Weighting: the rarity of a key among the items near the item being placed.
     def weight(self, key: str, around: Features) -> float:
-        return rarity(self.frequency(key, around)) * _specificity(key)
+        if around is not self.around:
+            return rarity(self.frequency(key, around)) * _specificity(key)
+        cached = self.weights.get(key)
+        if cached is None:
+            cached = self.weights[key] = rarity(self.frequency(key, around)) * _specificity(key)
+        return cached
 
     def total(self, f: Features, kind: str) -> float:
         cached = self.totals.get((f.item_id, kind))
@@ -655,47 +676,40 @@ class _Index:
             self.totals[(f.item_id, kind)] = cached
         return cached
 
+    def _range(self, key: str, f: Features) -> tuple[int, int]:
+        """The slice of `key`'s dated postings within the window of `f` (all if undated)."""
+        days = self.days.get(key)
+        if days is None:
+            return 0, 0
+        if f.day is None:
+            return 0, len(days)
+        return (bisect.bisect_left(days, f.day - self.window),
+                bisect.bisect_right(days, f.day + self.window))
+
     def frequency(self, key: str, f: Features) -> int:
         """How many indexed items near `f` hold `key` (or the store's count, if larger)."""
         if key in self.common:
             return _COMMON
-        count = len(self.undated.get(key, ()))
-        days = self.days.get(key)
-        if days is not None:
-            if f.day is None:
-                count += len(days)
-            else:
-                count += bisect.bisect_right(days, f.day + self.window) - bisect.bisect_left(
-                    days, f.day - self.window)
+        lo, hi = self._range(key, f)
+        count = hi - lo + len(self.undated.get(key, ()))
         stored = self.stored_counts.get(key, 0)
         return count if count > stored else stored
 
-    def near(self, key: str, f: Features) -> Sequence[int]:
-        """Items holding `key` whose dates are within the window of `f`'s (undated: all)."""
-        undated = self.undated.get(key)
-        days = self.days.get(key)
-        if days is None:
-            return undated or ()
-        if f.day is None:
-            dated: Sequence[int] = self.slots[key]
-        else:
-            lo = bisect.bisect_left(days, f.day - self.window)
-            hi = bisect.bisect_right(days, f.day + self.window)
-            dated = self.slots[key][lo:hi]
-        return [*undated, *dated] if undated else dated
-
-    def candidates(self, f: Features, limit: int) -> list[int]:
+    def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
         """The items sharing the most (rarity-weighted) keys with `f`."""
         scores: dict[int, float] = {}
-        for key in blocking_keys(f):
+        for key in keys:
             if key in self.common:
                 continue
-            slots = self.near(key, f)
-            if not slots or len(slots) > self.key_cap:
+            lo, hi = self._range(key, f)
+            undated = self.undated.get(key, ())
+            count = hi - lo + len(undated)
+            if count == 0 or count > self.key_cap:
                 continue
-            weight = 2.0 if is_strong_key(key) else rarity(len(slots)) * _specificity(key)
-            for slot in slots:
-                scores[slot] = scores.get(slot, 0.0) + weight
+            weight = 2.0 if is_strong_key(key) else rarity(count) * _specificity(key)
+            for slots in (self.slots[key][lo:hi] if hi > lo else (), undated):
+                for slot in slots:
+                    scores[slot] = scores.get(slot, 0.0) + weight
         ranked = sorted((c for c in scores.items() if c[1] >= _MIN_CANDIDATE_OVERLAP),
                         key=lambda c: (-c[1], c[0]))
         return [slot for slot, _ in ranked[:limit]]
@@ -739,7 +753,8 @@ def cluster(
         if f.item_id in story_of_item:
             continue
         by_id[f.item_id] = f
-        story_id, item_notes = _place(f, index, members, by_id, config)
+        keys = blocking_keys(f)
+        story_id, item_notes = _place(f, keys, index, members, by_id, config)
         notes.extend(item_notes)
         if story_id is None:
             story_id = story_id_for(f.item_id)
@@ -747,7 +762,7 @@ def cluster(
         members[story_id].append(f.item_id)
         story_of_item[f.item_id] = story_id
         touched.add(story_id)
-        index.add(f, story_id)
+        index.add(f, story_id, keys)
     ordered = {
         story_id: tuple(sorted(members[story_id], key=lambda i: richness(by_id[i])))
         for story_id in sorted(touched)
@@ -770,14 +785,16 @@ def _processing_order(f: Features) -> tuple[int, int, str]:
 
 def _place(
     f: Features,
+    keys: Sequence[str],
     index: _Index,
     members: Mapping[str, Sequence[str]],
     by_id: Mapping[str, Features],
     config: DedupConfig,
 ) -> tuple[str | None, list[MatchNote]]:
     """The story `f` joins (None: a new one) and the notes that explain the decision."""
+    index.focus(f)
     candidate_stories = list(dict.fromkeys(
-        index.story_of[slot] for slot in index.candidates(f, config.candidate_limit)
+        index.story_of[slot] for slot in index.candidates(f, keys, config.candidate_limit)
     ))
     best: tuple[float, str, str, Comparison] | None = None
     near_misses: list[tuple[float, str, Comparison]] = []

@@ -96,8 +96,7 @@ def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
     """Every output file's name and bytes (pure)."""
     files: dict[str, bytes] = {}
     for feed in feeds:
-        files[f"{feed.name}.atom"] = render_atom(feed, site)
-        files[f"{feed.name}.rss"] = render_rss(feed, site)
+        files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = render_atom_and_rss(feed, site)
         if feed.agency is None:
             files[f"{feed.name}.json"] = render_json(feed, site)
     files["feeds.opml"] = render_opml(feeds, site)
@@ -191,7 +190,7 @@ def _feedgen() -> Any:
     return FeedGenerator
 
 
-def _generator(feed: FeedPlan, site: Site, fmt: str) -> Any:
+def _generator(feed: FeedPlan, site: Site) -> Any:
     fg = _feedgen()()
     fg.load_extension("dc", atom=False, rss=True)
     fg.id(site.url(f"{feed.name}.atom"))
@@ -199,8 +198,7 @@ def _generator(feed: FeedPlan, site: Site, fmt: str) -> Any:
     fg.subtitle(_subtitle(feed, site))
     fg.language("en")
     fg.generator(*GENERATOR)
-    fg.link(href=site.url(f"{feed.name}.{fmt}"), rel="self", type=MEDIA_TYPES[fmt])
-    fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
+    _links(fg, feed, site, "atom")
     fg.author(name=xml_safe(feed.agency.name if feed.agency else site.title))
     updated = _feed_updated(feed.stories)
     fg.updated(updated)
@@ -209,6 +207,13 @@ def _generator(feed: FeedPlan, site: Site, fmt: str) -> Any:
     for story in feed.stories:
         _add_entry(fg, story, feed, site)
     return fg
+
+
+def _links(fg: Any, feed: FeedPlan, site: Site, fmt: str) -> None:
+    """The feed's self link (to this format's file) and its alternate (the page)."""
+    fg.link(href=site.url(f"{feed.name}.{fmt}"), rel="self", type=MEDIA_TYPES[fmt],
+            replace=True)
+    fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
 
 
 def _subtitle(feed: FeedPlan, site: Site) -> str:
@@ -239,16 +244,13 @@ def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
     entry.dc.dc_creator(xml_safe(", ".join(names)))
 
 
-def render_atom(feed: FeedPlan, site: Site) -> bytes:
-    """An Atom 1.0 document of the feed's stories."""
-    data: bytes = _generator(feed, site, "atom").atom_str(pretty=True)
-    return data
-
-
-def render_rss(feed: FeedPlan, site: Site) -> bytes:
-    """An RSS 2.0 document of the feed's stories."""
-    data: bytes = _generator(feed, site, "rss").rss_str(pretty=True)
-    return data
+def render_atom_and_rss(feed: FeedPlan, site: Site) -> tuple[bytes, bytes]:
+    """The feed's stories as an Atom 1.0 and an RSS 2.0 document (entries built once)."""
+    fg = _generator(feed, site)
+    atom: bytes = fg.atom_str(pretty=True)
+    _links(fg, feed, site, "rss")
+    rss: bytes = fg.rss_str(pretty=True)
+    return atom, rss
 
 
 # -- JSON Feed ----------------------------------------------------------------------------

@@ -110,7 +110,8 @@ items = sa.Table(
 )
 sa.Index("ix_items_source", items.c.source_id)
 sa.Index("ix_items_story", items.c.story_id)
-sa.Index("ix_items_content", items.c.agency, items.c.content_hash)
+sa.Index("ix_items_content", items.c.content_hash)
+sa.Index("ix_items_present", items.c.present)
 stories = sa.Table(
     "stories",
     metadata,
@@ -420,7 +421,7 @@ class SqlStore:
         """Absent items of other sources with the same agency, title and text (a moved or
         renamed seed file): they keep their ids instead of becoming new items."""
         wanted = {_content_key(i) for i in unmatched if i.guid is None and i.link is None}
-        if not wanted:
+        if not wanted or not self._has_absent_items(conn):
             return {}
         found: dict[tuple[str, str, str], _StoredRow] = {}
         hashes = sorted({key[2] for key in wanted})
@@ -446,6 +447,12 @@ class SqlStore:
                 items.update().where(items.c.item_id == row.item_id).values(source_id=source_id)
             )
         return found
+
+    @staticmethod
+    def _has_absent_items(conn: Connection) -> bool:
+        """Whether any source dropped an item (a first run has none: nothing to adopt)."""
+        query = sa.select(items.c.item_id).where(items.c.present.is_(False)).limit(1)
+        return conn.execute(query).first() is not None
 
     def _new_ids(self, conn: Connection, new_items: Sequence[Item]) -> list[str]:
         """Ids derived from each item's identity, made unique against the store and batch."""
