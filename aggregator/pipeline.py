@@ -65,7 +65,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         dedup_done = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
-        log.info("phases read=%.2fs dedup=%.2fs publish=%.2fs", read_done - timer,
+        log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_done - timer,
                  dedup_done - read_done, time.perf_counter() - dedup_done)
     finally:
         store.close()
