@@ -5,8 +5,8 @@ The public surface: load a config, run once, read the result. Everything else is
 
 __version__ = "0.1.0"
 
-from aggregator.config import Config, load_config  # noqa: E402
-from aggregator.errors import (  # noqa: E402
+from aggregator.config import Config, load_config
+from aggregator.errors import (
     AggregatorError,
     ConfigError,
     FetchError,
@@ -16,7 +16,7 @@ from aggregator.errors import (  # noqa: E402
     SourceError,
     StoreError,
 )
-from aggregator.model import RunResult, SourceReport, Story  # noqa: E402
+from aggregator.model import RunResult, SourceReport, Story
 
 
 def run_once(config: Config) -> RunResult:
@@ -37,8 +37,8 @@ __all__ = [
     "RunResult",
     "SourceError",
     "SourceReport",
-    "Story",
     "StoreError",
+    "Story",
     "__version__",
     "load_config",
     "run_once",

@@ -270,7 +270,7 @@ def _parse_dedup(t: _Table) -> DedupConfig:
 
 def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:
     agencies: dict[str, AgencyConfig] = {}
-    for slug in t.keys():
+    for slug in t.keys():  # noqa: SIM118 (a _Table, not a dict)
         if not _SLUG_RE.match(slug):
             raise t.error(slug, "agency names must be lowercase letters, digits and dashes")
         at = t.table(slug)
@@ -448,7 +448,8 @@ class _Table:
         self._require(name, value, (list,), "an array of strings")
         for index, element in enumerate(value):
             if not isinstance(element, str):
-                raise self.error(f"{name}[{index}]", f"expected a string, got {_type_name(element)}")
+                raise self.error(f"{name}[{index}]",
+                                 f"expected a string, got {_type_name(element)}")
         return tuple(value)
 
     def table(self, name: str) -> _Table:

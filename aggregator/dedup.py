@@ -27,7 +27,6 @@ import re
 import uuid
 import zlib
 from array import array
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
@@ -754,10 +753,10 @@ def cluster(
             continue
         by_id[f.item_id] = f
         keys = blocking_keys(f)
-        story_id, item_notes = _place(f, keys, index, members, by_id, config)
+        joined, item_notes = _place(f, keys, index, members, by_id, config)
         notes.extend(item_notes)
-        if story_id is None:
-            story_id = story_id_for(f.item_id)
+        story_id = joined if joined is not None else story_id_for(f.item_id)
+        if joined is None:
             members[story_id] = []
         members[story_id].append(f.item_id)
         story_of_item[f.item_id] = story_id

@@ -79,7 +79,8 @@ _MEETING_DAY = [
     (re.compile(r"\b(?:final|last|closing|concluding)\s+day\b|"
                 rf"\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:concludes|concluded|closes|closed|wraps?\s+up|"
                 rf"wrapped\s+up|ends|ended)\b|\b(?:conclude[sd]?|wrap(?:s|ped)?\s+up|close[sd]?)\s+"
-                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I), "last"),
+                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I),
+     "last"),
 ]
 
 _CRIMES = {
@@ -191,7 +192,8 @@ _CAPITALIZED_WORD = rf"(?:[{_UPPER}]|[a-z]'[{_UPPER}])[\w'’-]*"
 # inside ("Recep Tayyip Erdoğan", "Côte d'Ivoire", "Abu Bakr al Baghdadi").
 _RUN = re.compile(
     rf"(?<![\w'’]){_CAPITALIZED_WORD}"
-    rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*{_CAPITALIZED_WORD})*"
+    rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*"
+    rf"{_CAPITALIZED_WORD})*"
 )
 _SENTENCE_BREAK = re.compile(r"(?:^|[.!?:;]|\n)[\s\"“‘(\[]*$")
 _LAST_WORD = re.compile(r"([\w]+)\W*$")

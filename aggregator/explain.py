@@ -6,7 +6,7 @@ import re
 
 from aggregator.config import Config
 from aggregator.dedup import Features, richness
-from aggregator.model import MatchNote, Story, StoredItem
+from aggregator.model import MatchNote, StoredItem, Story
 from aggregator.normalize import title_key
 from aggregator.store import SqlStore, open_store
 
@@ -95,8 +95,7 @@ def _why_leads(store: SqlStore, story: Story) -> str:
         return 'it is the full text; another item is a summary cut with "…"'
     if any(o.advisory for o in others) and not lead.advisory:
         return "it reports the event; another item is an advisory announcing it"
-    if all(richness(lead) <= richness(o) for o in others):
-        if all(lead.length >= o.length for o in others):
+    if all(richness(lead) <= richness(o) and lead.length >= o.length for o in others):
             return "it has the most text"
     return "it ranks first by completeness, link and date"
 

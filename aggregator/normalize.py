@@ -121,11 +121,11 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
     warnings: list[str] = []
     slug, known = agencies.resolve(raw.agency_label) if raw.agency_label.strip() else (
         derive_slug("unknown"), False)
+    html: str | None = None
     if raw.content_is_html:
-        html: str | None = sanitize_html(raw.content, base_url=raw.link or None)
+        html = sanitize_html(raw.content, base_url=raw.link or None)
         text = clean_text(html_to_text(html))
     else:
-        html = None
         text = clean_text(_without_tags(raw.content))
     title = clean_title(_without_tags(raw.title))
     link = raw.link.strip() if raw.link and raw.link.strip() else None

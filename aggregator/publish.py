@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import uuid
 import xml.etree.ElementTree as ET
-from html import escape
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config
 from aggregator.fileio import write_if_changed
 from aggregator.markup import text_to_html, xml_safe
-from aggregator.model import Story, StoredItem
+from aggregator.model import StoredItem, Story
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
 COMBINED = "combined"
@@ -328,7 +328,8 @@ def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
                      else site.url("index.html")),
         )
     ET.indent(opml)
-    return ET.tostring(opml, encoding="UTF-8", xml_declaration=True) + b"\n"
+    document: bytes = ET.tostring(opml, encoding="UTF-8", xml_declaration=True)
+    return document + b"\n"
 
 
 # -- index.html ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from aggregator.errors import StoreError
-from aggregator.model import Item, MatchNote, Story, StoredItem, date_span
+from aggregator.model import Item, MatchNote, StoredItem, Story, date_span
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,9 @@ class Store(Protocol):
     def close(self) -> None: ...
     def source_state(self, source_id: str) -> SourceState | None: ...
     def save_source_state(self, state: SourceState) -> None: ...
-    def reconcile(self, source_id: str, found: Sequence[Item], now: datetime) -> ReconcileResult: ...
+    def reconcile(
+        self, source_id: str, found: Sequence[Item], now: datetime
+    ) -> ReconcileResult: ...
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]: ...
     def features(self, item_ids: Iterable[str]) -> dict[str, str]: ...
     def candidates(self, keys: Iterable[str], days: tuple[int, int] | None,
@@ -507,7 +509,8 @@ class SqlStore:
         """Every agency slug with items, and the label its newest item used."""
         with self._tx() as conn:
             rows = conn.execute(
-                sa.select(items.c.agency, sa.func.max(items.c.agency_label)).group_by(items.c.agency)
+                sa.select(items.c.agency, sa.func.max(items.c.agency_label))
+                .group_by(items.c.agency)
             )
             return {row[0]: row[1] for row in rows}
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from aggregator.config import DedupConfig  # noqa: E402
-from dedup_eval import (  # noqa: E402
+from dedup_eval import (
     cluster_cold,
     cluster_incremental,
     explain_pair,
@@ -23,6 +22,8 @@ from dedup_eval import (  # noqa: E402
     load_labels,
     score,
 )
+
+from aggregator.config import DedupConfig
 
 
 def main() -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from filelock import FileLock
-
 from conftest import DATA, Workspace, seed_text
+from filelock import FileLock
 
 GOLDEN = DATA / "golden" / "seeds"
 UPDATE_GOLDEN = os.environ.get("NEWSWIRE_UPDATE_GOLDEN") == "1"
@@ -88,7 +87,8 @@ def test_entries_are_newest_first_and_the_feed_date_is_the_newest_entry(
 
 def test_rerun_writes_nothing_and_keeps_ids(workspace: Workspace) -> None:
     assert workspace.run("--once").returncode == 0
-    before = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in workspace.output_files().items()}
+    files = workspace.output_files()
+    before = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in files.items()}
     ids = story_ids(workspace)
     rerun = workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"})
     assert rerun.returncode == 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from aggregator.config import FeedSource, SeedFileSource, load_config, parse_duration
 from aggregator.errors import ConfigError
-from conftest import REPO
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -60,7 +60,8 @@ def test_base_url_gets_a_trailing_slash_and_postgres_urls_get_psycopg(tmp_path: 
 @pytest.mark.parametrize(
     ("text", "key", "reason"),
     [
-        ("[output]\nmax_entries = 'ten'\n", "output.max_entries", "expected an integer, got string"),
+        ("[output]\nmax_entries = 'ten'\n", "output.max_entries",
+         "expected an integer, got string"),
         ("[output]\nmax_entries = 0\n", "output.max_entries", "must be at least 1"),
         ("[output]\ndirr = 'x'\n", "output.dirr", "unknown key"),
         ("[outptu]\n", "outptu", "unknown key"),

@@ -6,13 +6,13 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import SEEDS
 
 from aggregator import dedup
 from aggregator.config import AgencyConfig, DedupConfig
 from aggregator.model import RawItem, StoredItem
 from aggregator.normalize import AgencyDirectory, normalize
 from aggregator.sources.seedfile import parse_seed_bytes
-from conftest import SEEDS
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CONFIG = DedupConfig()
@@ -132,7 +132,7 @@ def test_no_chaining_through_a_weak_middle_item() -> None:
     c = make("c", "NATO Secretary General meets the Prime Minister of Latvia",
              "On Wednesday 4 December 2024, Mark Rutte met the Prime Minister of Latvia "
              "Evika Siliņa at NATO Headquarters in Brussels to discuss Baltic security.")
-    fa, fb, fc = dedup.extract_many([a, b, c])
+    fa, _, fc = dedup.extract_many([a, b, c])
     assert dedup.compare(fa, fc, CONFIG).veto is not None
     stories = stories_of([a, b, c])
     assert not any({"a", "c"} <= set(s) for s in stories)
@@ -187,7 +187,8 @@ def odd_items() -> list[StoredItem]:
         make("punct-2", "*** ### ***", "??? !!! ???", day=6),
         make("cyrillic", "Генеральный секретарь НАТО встретился с президентом",
              "В среду генеральный секретарь НАТО встретился с президентом Черногории.", day=7),
-        make("chinese", "国际刑警组织秘书长访问巴西", "国际刑警组织秘书长本周访问了巴西利亚。", day=7),
+        make("chinese", "国际刑警组织秘书长访问巴西", "国际刑警组织秘书长本周访问了巴西利亚。",
+             day=7),
         make("arabic", "الأمين العام لحلف الناتو يلتقي رئيس الوزراء",
              "التقى الأمين العام لحلف شمال الأطلسي رئيس الوزراء في بروكسل.", day=7),
     ]

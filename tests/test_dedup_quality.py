@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from dedup_eval import cluster_cold, cluster_incremental, load_items, load_labels, score
 
 from aggregator.config import DedupConfig
-from dedup_eval import cluster_cold, cluster_incremental, load_items, load_labels, score
 
 
 @pytest.fixture(scope="module")

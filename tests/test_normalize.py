@@ -28,7 +28,9 @@ AGENCIES = AgencyDirectory.from_config({
 })
 
 
-def raw(title: str = "Title", content: str = "Body.", agency: str = "NATO", **kw: object) -> RawItem:
+def raw(
+    title: str = "Title", content: str = "Body.", agency: str = "NATO", **kw: object
+) -> RawItem:
     return RawItem(source_id="s", origin="seeds/a.txt:12", agency_label=agency, title=title,
                    content=content, **kw)  # type: ignore[arg-type]
 
@@ -153,7 +155,8 @@ def test_long_first_sentence_title_is_cut_at_a_word() -> None:
 
 
 def test_title_key_and_content_hash_ignore_case_punctuation_and_spacing() -> None:
-    assert title_key("NATO’s  Secretary-General: meets!") == title_key("nato s secretary general meets")
+    assert title_key("NATO’s  Secretary-General: meets!") == title_key(
+        "nato s secretary general meets")
     assert content_hash("A  b\nC") == content_hash("a b c")
     assert content_hash("a b c") != content_hash("a b d")
 

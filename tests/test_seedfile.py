@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SEEDS, seed_text
 
 from aggregator.errors import ParseError
 from aggregator.sources.seedfile import decode_seed_bytes, parse_seed_bytes, parse_seed_text
-from conftest import SEEDS, seed_text
 
 
 def test_bundled_seeds_parse_into_their_twenty_items() -> None:
