@@ -316,13 +316,16 @@ def create_app(site: Endpoints) -> Starlette:
     from starlette.routing import Route
 
     methods = ["GET", "HEAD"]
-    return Starlette(routes=[
+    app = Starlette(routes=[
         Route("/healthz", site.healthz, methods=methods),
         Route("/metrics", site.metrics, methods=methods),
         Route("/", site.published, methods=methods),
         # `{name}` never matches a slash: nothing below the output directory is reachable.
         Route("/{name}", site.published, methods=methods),
     ])
+    # `/x/` is not found, rather than redirected to `/x`: no path invites a second request.
+    app.router.redirect_slashes = False
+    return app
 
 
 class HttpServer:
