@@ -57,8 +57,8 @@ class TextFormatter(logging.Formatter):
         pairs = " ".join(f"{k}={format_value(v)}" for k, v in record_facts(record).items())
         text = f"{message} {pairs}" if message and pairs else message or pairs
         line = f"aggregate: {record.levelname.lower()}: {text}"
-        if record.exc_info and record.levelno <= logging.DEBUG:
-            # Tracebacks only at debug level: at the others a failure stays one line.
+        if record.exc_info:
+            # Only debug records carry tracebacks (-vv): otherwise a failure stays one line.
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
 
@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
         for key, value in record_facts(record).items():
             # Facts never overwrite the envelope: a fact named like it gets a suffix.
             line[key if key not in line else f"{key}_"] = value
-        if record.exc_info and record.levelno <= logging.DEBUG:
+        if record.exc_info:
             line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
 
