@@ -13,6 +13,7 @@ is abandoned, which is safe because every published file is renamed into place w
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -98,6 +99,7 @@ class Daemon:
         self._stopping = False
         self._idle = threading.Event()
         self._idle.set()
+        self._heap_frozen = False
         self._scheduler: BackgroundScheduler | None = None
 
     @property
@@ -139,6 +141,9 @@ class Daemon:
             self._idle.clear()
         try:
             self._run(self._config)
+            if not self._heap_frozen:
+                _freeze_heap()
+                self._heap_frozen = True
         finally:
             self._idle.set()
 
@@ -212,6 +217,17 @@ class Daemon:
         if not self._idle.is_set():
             log.info("stopping: waiting for the run in progress", extra=facts(budget=budget))
         return self._idle.wait(budget)
+
+
+def _freeze_heap() -> None:
+    """Move what the first run left alive (imported modules, caches) out of the GC's sight.
+
+    A full collection walks every tracked object: ~60k after a run, 11-14 ms, a pause that
+    every HTTP request in flight would wait out. Frozen objects are still freed by reference
+    counting; only cycles among them would stay, and modules live for the whole process.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _trigger(plan: SchedulePlan) -> Any:
