@@ -9,6 +9,7 @@ new one. Conditional requests get 304s, the cheap path a feed reader polls.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -16,23 +17,22 @@ import os
 import re
 import socket
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from aggregator.config import ServeConfig
 from aggregator.errors import ConfigError
 from aggregator.logs import facts
 from aggregator.status import DaemonStatus
-
-if TYPE_CHECKING:
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +267,6 @@ class Endpoints:
 
     async def published(self, request: Request) -> Response:
         """A published file (`/` is index.html), with validators, gzip and 304s."""
-        from starlette.responses import PlainTextResponse, Response
-
         name = request.path_params.get("name", "index.html")
         cached = self.files.get(name)
         if cached is None:
@@ -296,25 +294,18 @@ class Endpoints:
 
     async def healthz(self, request: Request) -> Response:
         """200 while the last run succeeded and is recent, else 503 with the reason."""
-        from starlette.responses import JSONResponse
-
         health = self.status.health()
         return JSONResponse(dict(health.body), status_code=200 if health.healthy else 503,
                             headers={"cache-control": "no-store"})
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text exposition of the daemon's counters."""
-        from starlette.responses import Response
-
         return Response(self.status.prometheus(), headers={"cache-control": "no-store"},
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def create_app(site: Endpoints) -> Starlette:
     """The ASGI application serving `site`."""
-    from starlette.applications import Starlette
-    from starlette.routing import Route
-
     methods = ["GET", "HEAD"]
     app = Starlette(routes=[
         Route("/healthz", site.healthz, methods=methods),
@@ -328,12 +319,19 @@ def create_app(site: Endpoints) -> Starlette:
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own SIGINT/SIGTERM handlers: the daemon's handlers stay in force, so
+    a stop signal stops the scheduler and the server together, timed from the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HttpServer:
     """uvicorn serving one app on an already-bound socket; `run` blocks the calling thread."""
 
     def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool) -> None:
-        import uvicorn
-
         self._sock = sock
         config = uvicorn.Config(
             create_app(site),
@@ -348,10 +346,10 @@ class HttpServer:
             server_header=False,
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
         )
-        self._server: uvicorn.Server = uvicorn.Server(config)
+        self._server = _Server(config)
 
     def run(self) -> None:
-        """Serve until `stop` is called (or uvicorn sees SIGINT/SIGTERM)."""
+        """Serve until `stop` is called."""
         log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/"))
         self._server.run(sockets=[self._sock])
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Workspace
+from conftest import Workspace, seed_text
 from daemon_process import DaemonProcess, poll, published_names
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -60,6 +61,37 @@ def test_runs_at_start_and_on_schedule_then_stops_cleanly(
     assert daemon.stop(signum) == 0
     assert_valid_output(workspace.output)
     assert daemon.matching(rf"stopping signal={signal.Signals(signum).name}")
+
+
+def test_sigterm_during_a_long_run_exits_0_in_time_with_whole_files(
+    workspace: Workspace, daemons: list[DaemonProcess]
+) -> None:
+    # A cold run over ~1,500 items takes several seconds here: long enough to be caught.
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+             "india", "juliet", "kilo", "lima"]
+    for part in range(5):
+        items = []
+        for number in range(300):
+            seed = part * 300 + number
+            text = " ".join(words[(seed * 7 + k * k) % len(words)] for k in range(150))
+            items.append((f"Exercise {seed} report {words[seed % 12]}", "NATO",
+                          f"On 2 December 2024 NATO held exercise {seed}. {text}."))
+        (workspace.seeds / f"bulk{part}.txt").write_text(seed_text(items), encoding="utf-8")
+    workspace.write_config('[schedule]\ninterval = "1h"\n')
+    daemon = start(daemons, workspace)
+    daemon.wait_for_lines(r"daemon started")
+    time.sleep(1.5)  # into the first run: that the run is still going is not required
+    started = time.monotonic()
+    assert daemon.stop(timeout=10) == 0
+    assert time.monotonic() - started < 10
+    assert daemon.matching(r"abandoned|: run ")
+    # Whatever was published is whole; an abandoned write leaves only a hidden temp file.
+    for name in published_names(workspace.output):
+        data = (workspace.output / name).read_bytes()
+        if name.endswith((".atom", ".rss", ".opml")):
+            ET.fromstring(data)
+        elif name.endswith(".json"):
+            json.loads(data)
 
 
 def test_failing_source_keeps_the_daemon_up_and_healthz_names_it(
