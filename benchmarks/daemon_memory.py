@@ -4,10 +4,11 @@
 Runs the real daemon (`aggregate --serve 127.0.0.1:0`) on a copy of the bundled seeds with
 `[schedule] interval = "50ms"`, so the scheduler itself drives every run, and reads the
 process's RSS from /proc after run 10 and after run 1,000 (target: within +20 MB). With
-`--churn`, a side thread keeps switching one seed file between two versions (with and
-without an extra item), so runs also parse, reconcile, deduplicate and publish instead of
-finding everything unchanged. Then a second daemon with an hourly schedule sits idle after
-its first run, and its CPU time over `--idle` seconds gives the idle CPU share (target: ~0).
+`--churn`, a side thread rewrites one seed file every 100 ms with an extra item whose text
+changes each time (an edit of one stored item, so the store does not grow), so runs also
+parse, reconcile, deduplicate and publish instead of finding everything unchanged.
+Then a second daemon with an hourly schedule sits idle after its first run, and its CPU time
+over `--idle` seconds gives the idle CPU share (target: ~0).
 
 Usage::
 
@@ -19,6 +20,7 @@ Bounded: every wait has a timeout; loopback only.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import threading
 import time
@@ -28,19 +30,26 @@ from _daemon import Daemon, make_workspace
 
 EXTRA_ITEM = (
     "\nBenchmark churn item about a training exercise\n\nSource: NATO\n\n"
-    "On Monday 2 December 2024 NATO held a benchmark exercise in Brussels.\n"
+    "On Monday 2 December 2024 NATO held training exercise number {number} in Brussels.\n"
 )
 
 
 def churn(seed: Path, stop: threading.Event) -> int:
-    """Switch `seed` between two versions every 100 ms until `stop`; return the switches."""
+    """Rewrite `seed` with an edited extra item every 100 ms until `stop`; return the edits."""
     original = seed.read_text(encoding="utf-8")
-    switches = 0
+    edits = 0
     while not stop.wait(0.1):
-        seed.write_text(original + (EXTRA_ITEM if switches % 2 == 0 else ""), encoding="utf-8")
-        switches += 1
-    seed.write_text(original, encoding="utf-8")
-    return switches
+        edits += 1
+        _replace(seed, original + EXTRA_ITEM.format(number=edits))
+    _replace(seed, original)
+    return edits
+
+
+def _replace(path: Path, text: str) -> None:
+    # A rename, so a run never reads a half-written file (that would be a failed source).
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
 
 
 def memory(root: Path, runs: int, early: int, with_churn: bool, timeout: float) -> None:
@@ -68,7 +77,7 @@ def memory(root: Path, runs: int, early: int, with_churn: bool, timeout: float) 
     failed = sum(1 for line in daemon.lines if "outcome=ok" not in line and ": run " in line)
     growth = (rss_late - rss_early) / 1024
     print(f"memory: {runs} scheduled runs in {elapsed:.0f}s"
-          f"{f' (churn: {switches[0]} seed switches)' if with_churn else ''};"
+          f"{f' (churn: {switches[0]} seed edits)' if with_churn else ''};"
           f" runs that rewrote files: {written}; runs not ok: {failed}; exit status {status}")
     print(f"  RSS after run {early}: {rss_early / 1024:.1f} MB")
     print(f"  RSS after run {runs}: {rss_late / 1024:.1f} MB")
