@@ -8,7 +8,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -128,6 +129,31 @@ def poll(check: Callable[[], T | None], *, timeout: float = 20.0, interval: floa
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}"
                          + (f" (last error: {last_error})" if last_error else ""))
+
+
+@contextmanager
+def serving_seeds(root: Path, config_body: str = '[schedule]\ninterval = "1h"\n',
+                  ) -> Iterator[tuple[Workspace, str]]:
+    """A workspace of the bundled seeds under `root`, published and served by a daemon on a
+    free port: yields the workspace and the base URL, and stops the daemon (status 0) after."""
+    workspace = Workspace(root)
+    workspace.copy_bundled_seeds()
+    workspace.write_config(config_body)
+    daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
+    try:
+        base = daemon.base_url
+        daemon.wait_for_runs(1)
+        yield workspace, base
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+
+
+def wait_healthy(base: str, what: str) -> None:
+    """Poll `/healthz` until it answers 200."""
+    import httpx
+
+    poll(lambda: True if httpx.get(f"{base}/healthz").status_code == 200 else None, what=what)
 
 
 def published_names(output: Path) -> Sequence[str]:

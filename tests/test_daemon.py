@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Workspace, seed_text
-from daemon_process import DaemonProcess, poll, published_names
+from daemon_process import DaemonProcess, poll, published_names, wait_healthy
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 SCHEDULE_1S = '[schedule]\ninterval = "1s"\njitter = "0s"\n'
@@ -127,8 +127,7 @@ def test_failing_source_keeps_the_daemon_up_and_healthz_names_it(
     assert f'newswire_source_up{{source="seeds/{seed.name}"}} 0' in metrics
 
     seed.write_bytes(good)
-    poll(lambda: True if httpx.get(f"{base}/healthz").status_code == 200 else None,
-         what="/healthz to recover once the seed file is fixed")
+    wait_healthy(base, "/healthz to recover once the seed file is fixed")
     assert daemon.stop() == 0
     assert_valid_output(workspace.output)
 
@@ -151,8 +150,7 @@ def test_a_run_that_raises_is_logged_and_the_next_runs_on_time(
     daemon.wait_for_lines(r"error: run failed", count=2)  # still scheduling, still alive
 
     workspace.state.unlink()  # the next run starts a fresh store and publishes again
-    poll(lambda: True if httpx.get(f"{base}/healthz").status_code == 200 else None,
-         what="/healthz to recover after the store is replaced")
+    wait_healthy(base, "/healthz to recover after the store is replaced")
     assert daemon.stop() == 0
     assert_valid_output(workspace.output)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Workspace
-from daemon_process import DaemonProcess
+from daemon_process import serving_seeds
 
 BASE_URL = "http://feeds.example.test/"  # the config conftest writes
 MEDIA_TYPES = {".atom": "application/atom+xml", ".rss": "application/rss+xml",
@@ -44,17 +44,8 @@ def browser_paths() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str]]:
     """The seeds published and served by a daemon."""
-    workspace = Workspace(tmp_path_factory.mktemp("page"))
-    workspace.copy_bundled_seeds()
-    workspace.write_config('[schedule]\ninterval = "1h"\n')
-    daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
-    try:
-        base = daemon.base_url
-        daemon.wait_for_runs(1)
-        yield workspace, base
-        assert daemon.stop() == 0
-    finally:
-        daemon.close()
+    with serving_seeds(tmp_path_factory.mktemp("page")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

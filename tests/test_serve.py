@@ -12,24 +12,15 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import Workspace
-from daemon_process import DaemonProcess, poll
+from daemon_process import DaemonProcess, poll, serving_seeds
 from prometheus_client.parser import text_string_to_metric_families
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str]]:
     """One daemon serving the seeds' output; an hourly schedule keeps the files still."""
-    workspace = Workspace(tmp_path_factory.mktemp("serve"))
-    workspace.copy_bundled_seeds()
-    workspace.write_config('[schedule]\ninterval = "1h"\n')
-    daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
-    try:
-        base = daemon.base_url
-        daemon.wait_for_runs(1)
-        yield workspace, base
-        assert daemon.stop() == 0
-    finally:
-        daemon.close()
+    with serving_seeds(tmp_path_factory.mktemp("serve")) as served:
+        yield served
 
 
 @pytest.fixture
