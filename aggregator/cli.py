@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from aggregator import __version__
+from aggregator import __version__, logs
 from aggregator.config import CONFIG_ENV_VAR, Config, find_config_path, load_config
 from aggregator.errors import (
     AggregatorError,
@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="say more: per-source lines (-v), debugging detail (-vv)")
     volume.add_argument("-q", "--quiet", action="store_true",
                         help="print errors only, no summary line")
+    common.add_argument("--log-format", choices=logs.LOG_FORMATS, default="text",
+                        help="log lines as 'key=value' text (default) or as JSON objects")
     parser = argparse.ArgumentParser(
         prog="aggregate",
         parents=[common],
@@ -75,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `aggregate` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose, args.quiet)
+    _setup_logging(args.verbose, args.quiet, args.log_format,
+                   daemon=not args.once and args.command is None)
     try:
         config = load_config(find_config_path(args.config))
         if args.command == "explain":
@@ -151,22 +154,17 @@ def run_lock(config: Config) -> Iterator[None]:
         lock.release()
 
 
-class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        message = super().format(record)
-        return f"aggregate: {record.levelname.lower()}: {message}"
-
-
-def _setup_logging(verbose: int, quiet: bool) -> None:
+def _setup_logging(verbose: int, quiet: bool, log_format: logs.LogFormat, *, daemon: bool) -> None:
     level = logging.ERROR if quiet else (
         logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter("%(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    logs.setup(level, log_format)
+    if daemon and not quiet and verbose == 0:
+        # A daemon has no summary line on exit: its one line per run is the record of work.
+        logging.getLogger("aggregator.scheduler").setLevel(logging.INFO)
+        logging.getLogger("aggregator.serve").setLevel(logging.INFO)
 
 
 def _error(message: str) -> None:
-    print(f"aggregate: error: {message}", file=sys.stderr)
+    # Through logging, so `--log-format json` keeps every line of stderr machine-readable.
+    log.error("%s", message)

@@ -66,6 +66,24 @@ class ScheduleConfig:
     """The daemon's cadence, in seconds."""
 
     interval: float = 900.0
+    jitter: float | None = None
+    """Random delay added to each run, up to this; None: a tenth of the tick, at most 30 s."""
+    misfire_grace: float | None = None
+    """How late a run may still start (after a suspend or an overrun); None: one tick."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """HTTP serving of the output directory (`aggregate --serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """0 picks a free port (the daemon logs the one it got)."""
+    max_age: float | None = None
+    """Cache-Control max-age of published files; None: the schedule's tick."""
+    stale_after: float | None = None
+    """/healthz fails when the last good run is older; None: three ticks, at least 60 s."""
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +152,7 @@ class Config:
     dedup: DedupConfig
     agencies: Mapping[str, AgencyConfig] = field(default_factory=dict)
     sources: tuple[SourceConfig, ...] = ()
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
     def enabled_sources(self) -> tuple[SourceConfig, ...]:
@@ -195,6 +214,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     dedup = _parse_dedup(root.table("dedup"))
     agencies = _parse_agencies(root.table("agencies"))
     sources = _parse_sources(root.table_list("sources"), base, agencies)
+    serve = _parse_serve(root.table("serve"))
     root.finish()
     return Config(
         path=path,
@@ -204,6 +224,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         dedup=dedup,
         agencies=agencies,
         sources=sources,
+        serve=serve,
     )
 
 
@@ -246,8 +267,25 @@ def _with_driver(url: str) -> str:
 
 def _parse_schedule(t: _Table) -> ScheduleConfig:
     interval = t.duration("interval", 900.0)
+    jitter = t.duration("jitter", None, allow_zero=True)
+    misfire_grace = t.duration("misfire_grace", None)
     t.finish()
-    return ScheduleConfig(interval=interval)
+    return ScheduleConfig(interval=interval, jitter=jitter, misfire_grace=misfire_grace)
+
+
+def _parse_serve(t: _Table) -> ServeConfig:
+    host = t.string("host", "127.0.0.1")
+    if not host.strip():
+        raise t.error("host", "must not be empty")
+    port = t.integer("port", 8080, minimum=0)
+    if port > 65535:
+        raise t.error("port", f"must be at most 65535, got {port}")
+    max_age = t.duration("max_age", None, allow_zero=True)
+    stale_after = t.duration("stale_after", None)
+    access_log = t.boolean("access_log", False)
+    t.finish()
+    return ServeConfig(host=host, port=port, max_age=max_age, stale_after=stale_after,
+                       access_log=access_log)
 
 
 def _parse_dedup(t: _Table) -> DedupConfig:
@@ -324,7 +362,7 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def parse_duration(value: object) -> float:
+def parse_duration(value: object, *, allow_zero: bool = False) -> float:
     """Seconds from a number or a string like `15m`, `1h30m`, `90s`, `2d`; ValueError if bad."""
     if isinstance(value, bool):
         raise ValueError("expected a duration")
@@ -342,7 +380,7 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"not a duration: {value!r} (try '15m', '1h', '90s')")
     else:
         raise ValueError("expected a duration such as '15m'")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be longer than zero")
     return seconds
 
@@ -432,12 +470,12 @@ class _Table:
             raise self.error(name, f"must be at most {maximum}, got {number}")
         return number
 
-    def duration(self, name: str, default: float | None) -> Any:
+    def duration(self, name: str, default: float | None, *, allow_zero: bool = False) -> Any:
         value = self._get(name)
         if value is None:
             return default
         try:
-            return parse_duration(value)
+            return parse_duration(value, allow_zero=allow_zero)
         except ValueError as exc:
             raise self.error(name, str(exc)) from None
 

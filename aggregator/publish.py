@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,37 +349,49 @@ def _template() -> Any:
     return environment.get_template("index.html.j2")
 
 
-_LEAD_PARAGRAPHS = 2
+_LEAD_CHARS = 200
+"""The lead shown before "Full text" runs to the paragraph that reaches this many characters:
+enough to judge a story, short enough to skim, and never a dateline alone."""
+_FORMAT_NAMES = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
 def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site) -> bytes:
     """The readable page of the combined stories, with feed autodiscovery links."""
     from markupsafe import Markup
 
-    links = []
-    for feed in feeds:
-        for fmt in ("atom", "rss", "json") if feed.agency is None else ("atom", "rss"):
-            links.append({
-                "format": fmt,
-                "media_type": MEDIA_TYPES[fmt],
-                "title": f"{feed.title} ({fmt.upper() if fmt != 'json' else 'JSON Feed'})",
-                "label": feed.agency.name if feed.agency else "All agencies",
-                "url": site.url(f"{feed.name}.{fmt}"),
-            })
+    subscriptions = []
+    # The combined feed first, then the agencies by the name a reader looks for.
+    ordered = sorted(feeds, key=lambda f: (f.agency is not None,
+                                           f.agency.name.casefold() if f.agency else ""))
+    for feed in ordered:
+        formats = ("atom", "rss", "json") if feed.agency is None else ("atom", "rss")
+        subscriptions.append({
+            "label": feed.agency.name if feed.agency else "All agencies",
+            "links": [
+                {
+                    "name": _FORMAT_NAMES[fmt],
+                    "media_type": MEDIA_TYPES[fmt],
+                    "title": f"{feed.title} ({_FORMAT_NAMES[fmt]})",
+                    "url": site.url(f"{feed.name}.{fmt}"),
+                }
+                for fmt in formats
+            ],
+        })
     entries = []
     for story in stories:
         canonical = story.canonical
         paragraphs = _paragraphs_html(story, site)
+        lead = _lead_size(paragraphs)
         entries.append({
             "anchor": story_anchor(story),
             "title": canonical.title,
             "link": story_link(story, site),
-            "agencies": [site.agency(slug).name for slug in story.agencies],
+            "agencies": [_agency_badge(site.agency(slug)) for slug in story.agencies],
             "date": _human_date(story.published),
             "datetime": story.published.isoformat(),
-            "date_note": "date first seen" if canonical.date_origin == "first_seen" else "",
-            "lead": Markup("".join(paragraphs[:_LEAD_PARAGRAPHS])),
-            "rest": Markup("".join(paragraphs[_LEAD_PARAGRAPHS:])),
+            "first_seen": canonical.date_origin == "first_seen",
+            "lead": Markup("".join(paragraphs[:lead])),
+            "rest": Markup("".join(paragraphs[lead:])),
             "others": [
                 {
                     "agency": site.agency(m.agency).name,
@@ -389,14 +402,32 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
                 for m in story.members[1:]
             ],
         })
+    updated = _feed_updated(stories)
     page = _template().render(
         title=site.title,
         description="News of security and justice agencies, one entry per story.",
-        feeds=links,
+        home=site.url("index.html"),
+        opml=site.url("feeds.opml"),
+        subscriptions=subscriptions,
         stories=entries,
-        updated=_human_date(_feed_updated(stories)),
+        updated=_human_date(updated),
+        updated_datetime=updated.isoformat(),
     )
     return str(page).encode()
+
+
+def _lead_size(paragraphs: Sequence[str]) -> int:
+    total = 0
+    for count, paragraph in enumerate(paragraphs, start=1):
+        total += len(paragraph)
+        if total >= _LEAD_CHARS:
+            return count
+    return len(paragraphs)
+
+
+def _agency_badge(agency: Agency) -> dict[str, object]:
+    # A hue per agency, the same on every page and run, so a reader learns to spot them.
+    return {"name": agency.name, "hue": zlib.crc32(agency.slug.encode()) % 360}
 
 
 def _paragraphs_html(story: Story, site: Site) -> list[str]:

@@ -1,0 +1,358 @@
+"""HTTP serving of the output directory, `/healthz` and `/metrics` (starlette on uvicorn).
+
+Only published files are served: plain names with a known feed or page suffix, never a
+hidden file (the lock, a temporary file) and never a directory listing. Each file is kept in
+memory with its gzip twin and validators, and re-read only when its size, mtime or inode
+changes; publishing renames whole files into place, so a reader sees the old file or the
+new one. Conditional requests get 304s, the cheap path a feed reader polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import logging
+import os
+import re
+import socket
+import stat
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from functools import lru_cache
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from aggregator.config import ServeConfig
+from aggregator.errors import ConfigError
+from aggregator.logs import facts
+from aggregator.status import DaemonStatus
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES = {
+    ".atom": "application/atom+xml; charset=utf-8",
+    ".rss": "application/rss+xml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+"""What may be served, by suffix; anything else in the output directory stays private."""
+
+_PUBLISHED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_GZIP_MIN_SIZE = 512
+"""Smaller bodies go out as they are: gzip's header would eat the saving."""
+_GRACEFUL_SHUTDOWN = 2
+"""Seconds open connections get to finish on shutdown, within the daemon's stop budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where to listen."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def resolve_address(option: str, config: ServeConfig) -> Address:
+    """The address of `--serve [HOST:PORT]`; parts left out come from `[serve]`.
+
+    Accepts `HOST:PORT`, `HOST`, `:PORT`, `PORT` and `[IPv6]:PORT`; raises ConfigError
+    naming `--serve` for anything else.
+    """
+    text = option.strip()
+    host, port_text = config.host, ""
+    if not text:
+        return Address(config.host, config.port)
+    if text.isdigit():
+        port_text = text
+    elif text.startswith("["):
+        inside, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError("--serve", None, f"{option!r}: expected [IPv6]:PORT")
+        host, port_text = inside, rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        host = host or config.host
+    elif ":" in text:
+        host = text  # a bare IPv6 address
+    else:
+        host = text
+    if not port_text:
+        return Address(host, config.port)
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError("--serve", None, f"{option!r}: the port must be a number 0-65535")
+    return Address(host, int(port_text))
+
+
+def listen(address: Address, *, where: str) -> socket.socket:
+    """A listening socket on `address`; ConfigError naming `where` if it cannot be had.
+
+    Bound before the first run, so a taken port costs nothing and says so at once.
+    """
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(where, None, f"cannot listen on {address}: {exc.strerror}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # A restarted daemon must not wait out the old one's TIME_WAIT connections.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(where, None, f"cannot listen on {address}: {exc.strerror}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def bound_address(sock: socket.socket) -> Address:
+    """The address a listening socket got (the real port when 0 was asked)."""
+    host, port = sock.getsockname()[:2]
+    return Address(str(host), int(port))
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    """A published file in memory, with its gzip twin and validators."""
+
+    key: tuple[int, int, int]
+    """(size, mtime_ns, inode) when read: any change means the file was replaced."""
+    body: bytes
+    gzipped: bytes | None
+    """None when gzip would not make it smaller."""
+    etag: str
+    etag_gzip: str
+    last_modified: str
+    """HTTP date of the mtime."""
+    mtime: int
+    """Whole seconds, as Last-Modified and If-Modified-Since compare."""
+    content_type: str
+
+
+class PublishedFiles:
+    """The output directory's published files, cached in memory by size, mtime and inode."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._dir = out_dir
+        self._files: dict[str, CachedFile] = {}
+
+    def get(self, name: str) -> CachedFile | None:
+        """The file called `name` if it is published, else None."""
+        suffix = os.path.splitext(name)[1]
+        content_type = CONTENT_TYPES.get(suffix)
+        if content_type is None or not _PUBLISHED_NAME.fullmatch(name):
+            return None
+        path = os.path.join(self._dir, name)
+        try:
+            info = os.lstat(path)  # lstat: a symlink is never followed out of the directory
+        except OSError:
+            self._files.pop(name, None)
+            return None
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        cached = self._files.get(name)
+        if cached is not None and cached.key == (info.st_size, info.st_mtime_ns, info.st_ino):
+            return cached
+        # Read synchronously: it happens once per published change, and a whole small file
+        # costs less than handing it to a thread.
+        try:
+            with open(path, "rb") as handle:
+                opened = os.fstat(handle.fileno())
+                body = handle.read()
+        except OSError:
+            return None
+        cached = _cache_entry(body, opened, content_type)
+        self._files[name] = cached
+        return cached
+
+
+def _cache_entry(body: bytes, info: os.stat_result, content_type: str) -> CachedFile:
+    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
+    gzipped = None
+    if len(body) >= _GZIP_MIN_SIZE:
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        gzipped = packed if len(packed) < len(body) else None
+    mtime = int(info.st_mtime)
+    return CachedFile(
+        key=(info.st_size, info.st_mtime_ns, info.st_ino),
+        body=body,
+        gzipped=gzipped,
+        # Strong validators of the bytes sent: the gzip twin is another representation.
+        etag=f'"{digest}"',
+        etag_gzip=f'"{digest}-gz"',
+        last_modified=formatdate(mtime, usegmt=True),
+        mtime=mtime,
+        content_type=content_type,
+    )
+
+
+@lru_cache(maxsize=256)
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding value admits gzip (`gzip;q=0` refuses it)."""
+    star = False
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        coding = coding.strip()
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding in ("gzip", "x-gzip"):
+            return quality > 0
+        if coding == "*":
+            star = quality > 0
+    return star
+
+
+def not_modified(headers: Mapping[str, str], etag: str, mtime: int) -> bool:
+    """RFC 9110 conditional GET: If-None-Match wins; else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_listed(if_none_match, etag)
+    if_modified_since = headers.get("if-modified-since")
+    if if_modified_since is not None:
+        since = _http_time(if_modified_since)
+        return since is not None and mtime <= since
+    return False
+
+
+@lru_cache(maxsize=256)
+def _etag_listed(if_none_match: str, etag: str) -> bool:
+    if if_none_match.strip() == "*":
+        return True
+    # If-None-Match compares weakly: W/"x" matches "x".
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))
+
+
+@lru_cache(maxsize=256)
+def _http_time(value: str) -> int | None:
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """What the HTTP side takes from the config; replaced on reload."""
+
+    max_age: int
+    """Cache-Control max-age of published files, in seconds."""
+
+
+class Endpoints:
+    """The request handlers: published files, health and metrics."""
+
+    def __init__(self, out_dir: Path, status: DaemonStatus, settings: ServeSettings) -> None:
+        self.files = PublishedFiles(out_dir)
+        self.status = status
+        self.settings = settings
+
+    async def published(self, request: Request) -> Response:
+        """A published file (`/` is index.html), with validators, gzip and 304s."""
+        name = request.path_params.get("name", "index.html")
+        cached = self.files.get(name)
+        if cached is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        request_headers = request.headers
+        use_gzip = cached.gzipped is not None and accepts_gzip(
+            request_headers.get("accept-encoding", "")
+        )
+        etag = cached.etag_gzip if use_gzip else cached.etag
+        headers = {
+            "etag": etag,
+            "last-modified": cached.last_modified,
+            "cache-control": f"public, max-age={self.settings.max_age}",
+            "vary": "Accept-Encoding",
+            "x-content-type-options": "nosniff",
+        }
+        if not_modified(request_headers, etag, cached.mtime):
+            return Response(status_code=304, headers=headers)
+        if use_gzip:
+            headers["content-encoding"] = "gzip"
+            body = cached.gzipped or b""
+        else:
+            body = cached.body
+        return Response(body, headers=headers, media_type=cached.content_type)
+
+    async def healthz(self, request: Request) -> Response:
+        """200 while the last run succeeded and is recent, else 503 with the reason."""
+        health = self.status.health()
+        return JSONResponse(dict(health.body), status_code=200 if health.healthy else 503,
+                            headers={"cache-control": "no-store"})
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus text exposition of the daemon's counters."""
+        return Response(self.status.prometheus(), headers={"cache-control": "no-store"},
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def create_app(site: Endpoints) -> Starlette:
+    """The ASGI application serving `site`."""
+    methods = ["GET", "HEAD"]
+    app = Starlette(routes=[
+        Route("/healthz", site.healthz, methods=methods),
+        Route("/metrics", site.metrics, methods=methods),
+        Route("/", site.published, methods=methods),
+        # `{name}` never matches a slash: nothing below the output directory is reachable.
+        Route("/{name}", site.published, methods=methods),
+    ])
+    # `/x/` is not found, rather than redirected to `/x`: no path invites a second request.
+    app.router.redirect_slashes = False
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own SIGINT/SIGTERM handlers: the daemon's handlers stay in force, so
+    a stop signal stops the scheduler and the server together, timed from the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn serving one app on an already-bound socket; `run` blocks the calling thread."""
+
+    def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool) -> None:
+        self._sock = sock
+        config = uvicorn.Config(
+            create_app(site),
+            # The standard asyncio loop, not uvloop: with 200 busy keep-alive clients uvloop
+            # served ~7% more requests but starved some connections for up to a second (p99
+            # 290 ms against 26 ms; benchmarks/serve_load.py).
+            loop="asyncio",
+            http="httptools",  # its C parser: about twice the requests per second of h11
+            lifespan="off",
+            log_config=None,  # keep the aggregator's own log format
+            access_log=access_log,
+            server_header=False,
+            timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+        )
+        self._server = _Server(config)
+
+    def run(self) -> None:
+        """Serve until `stop` is called."""
+        log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/"))
+        self._server.run(sockets=[self._sock])
+
+    def stop(self) -> None:
+        """Ask the server to finish; safe from any thread."""
+        self._server.should_exit = True
