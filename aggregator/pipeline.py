@@ -260,7 +260,8 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = f"{store.generation()}:{config.fingerprint('output', 'agencies')}"
+    stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies')}:"
+             f"{publish.renderer_fingerprint()}")
     recorded = store.get_meta("published")
     if recorded:
         last = json.loads(recorded)

@@ -8,6 +8,7 @@ byte-identical files, which `fileio.write_if_changed` then leaves untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 import xml.etree.ElementTree as ET
@@ -104,6 +105,21 @@ def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
     combined = next((f for f in feeds if f.agency is None), None)
     files["index.html"] = render_index(combined.stories if combined else (), feeds, site)
     return files
+
+
+@cache
+def renderer_fingerprint() -> str:
+    """A digest of the code and templates that render the output: an upgrade that changes
+    how files look republishes them even when no story changed."""
+    from importlib import resources
+
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(Path(__file__).read_bytes())
+    templates = resources.files("aggregator") / "templates"
+    for entry in sorted(templates.iterdir(), key=lambda e: e.name):
+        if entry.is_file():
+            digest.update(entry.name.encode() + entry.read_bytes())
+    return digest.hexdigest()
 
 
 def site_from_config(config: Config, labels: Mapping[str, str]) -> Site:

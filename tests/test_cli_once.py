@@ -228,3 +228,24 @@ def test_max_entries_limits_every_feed(workspace: Workspace) -> None:
     assert len(feedparser.parse((workspace.output / "combined.atom").read_bytes()).entries) == 3
     assert len(feedparser.parse((workspace.output / "nato.rss").read_bytes()).entries) == 3
     assert len(json.loads((workspace.output / "combined.json").read_text())["items"]) == 3
+
+
+def test_an_upgrade_of_the_renderer_republishes_though_no_story_changed(
+    workspace: Workspace,
+) -> None:
+    import sqlite3
+
+    assert workspace.run("--once").returncode == 0
+    assert "publish skipped" in workspace.run("--once", "-v").stderr
+    # What a run by an older version of the renderer would have left in the store.
+    with sqlite3.connect(workspace.state) as db:
+        (value,) = db.execute("SELECT value FROM meta WHERE key = 'published'").fetchone()
+        recorded = json.loads(value)
+        recorded["stamp"] = recorded["stamp"].rsplit(":", 1)[0] + ":0000000000000000"
+        db.execute("UPDATE meta SET value = ? WHERE key = 'published'", (json.dumps(recorded),))
+    before = {n: p.read_bytes() for n, p in workspace.output_files().items()}
+    rerun = workspace.run("--once", "-v")
+    assert rerun.returncode == 0
+    assert "publish skipped" not in rerun.stderr
+    assert {n: p.read_bytes() for n, p in workspace.output_files().items()} == before
+    assert "publish skipped" in workspace.run("--once", "-v").stderr
