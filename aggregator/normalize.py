@@ -118,10 +118,10 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
             "(add it, or an alias, under [agencies] in the config)"
         )
     if raw.content_is_html:
-        html: str | None = sanitize_html(raw.content, base_url=raw.link or None)
+        html = sanitize_html(raw.content, base_url=raw.base_url or raw.link or None)
         text = clean_text(html_to_text(html))
     else:
-        html = None
+        html = ""
         text = clean_text(raw.content)
     title = clean_title(raw.title)
     link = raw.link.strip() if raw.link and raw.link.strip() else None

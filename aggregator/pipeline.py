@@ -19,7 +19,7 @@ from aggregator.config import Config
 from aggregator.errors import SourceError
 from aggregator.model import RunResult, SourceReport
 from aggregator.normalize import AgencyDirectory, normalize
-from aggregator.sources import SourceUnit, expand
+from aggregator.sources import ReadJob, ReadOutcome, expand, read_all
 from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,12 @@ class _Progress:
     warnings: list[str] = field(default_factory=list)
     new: int = 0
     changed: list[str] = field(default_factory=list)
+    order: dict[str, int] = field(default_factory=dict)
+    """Each source's place in the config: reports come in as units finish."""
+
+    def in_config_order(self) -> list[SourceReport]:
+        """The reports sorted as their sources appear in the config."""
+        return sorted(self.reports, key=lambda report: self.order.get(report.name, 0))
 
 
 def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
@@ -46,14 +52,11 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         progress = _Progress()
         directory = AgencyDirectory.from_config(config.agencies)
         read_digest = config.fingerprint("agencies")
-        for source in config.enabled_sources:
-            try:
-                units = expand(source, config)
-            except SourceError as exc:
-                _fail(progress, source.label, str(exc))
-                continue
-            for unit in units:
-                _read_unit(store, unit, directory, read_digest, started, progress)
+        jobs = _due_jobs(store, config, read_digest, started, progress)
+        # Outcomes arrive as units finish (live feeds are fetched and parsed concurrently);
+        # each is stored as it comes, while the others are still under way.
+        for outcome in read_all(jobs, started):
+            _store_outcome(store, outcome, directory, read_digest, started, progress)
         _deduplicate(store, config, progress.changed)
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
@@ -62,7 +65,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     return RunResult(
         started=started,
         duration=time.perf_counter() - timer,
-        sources=tuple(progress.reports),
+        sources=tuple(progress.in_config_order()),
         items_new=progress.new,
         items_updated=len(progress.changed),
         items_total=items_total,
@@ -73,37 +76,66 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     )
 
 
+def _due_jobs(
+    store: SqlStore, config: Config, read_digest: str, now: datetime, progress: _Progress
+) -> list[ReadJob]:
+    """The units to read this run; units not due are reported as skipped (or still failing)."""
+    jobs = []
+    for source in config.enabled_sources:
+        try:
+            units = expand(source, config)
+        except SourceError as exc:
+            _fail(progress, source.label, str(exc))
+            continue
+        for unit in units:
+            progress.order.setdefault(unit.name, len(progress.order))
+            state = store.source_state(unit.source_id)
+            if unit.due(state, now):
+                force = state is None or state.read_digest != read_digest
+                jobs.append(ReadJob(unit, state, force))
+            elif state is not None and state.failures:
+                # Backing off after failures: not retried yet, but still reported as failing.
+                _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
+            else:
+                progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+    return jobs
+
+
 def _fail(progress: _Progress, name: str, message: str) -> None:
     log.error("%s", message)
+    progress.order.setdefault(name, len(progress.order))
     progress.reports.append(SourceReport(name=name, ok=False, error=message))
 
 
-def _read_unit(
+def _failing_note(state: SourceState) -> str:
+    """How long a source has been failing and when it is tried again."""
+    parts = [f"{state.failures} failed attempts in a row" if state.failures > 1
+             else "failed once"]
+    if state.next_attempt is not None:
+        parts.append(f"next attempt after {state.next_attempt:%Y-%m-%d %H:%M:%S}Z")
+    return "; ".join(parts)
+
+
+def _store_outcome(
     store: SqlStore,
-    unit: SourceUnit,
+    outcome: ReadOutcome,
     directory: AgencyDirectory,
     read_digest: str,
     now: datetime,
     progress: _Progress,
 ) -> None:
-    """Read one unit into the store; a failure is recorded in its state and reported."""
-    state = store.source_state(unit.source_id)
-    if not unit.due(state, now):
-        progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
-        return
-    force = state is None or state.read_digest != read_digest
-    try:
-        fetched = unit.read(state, now, force=force)
-    except SourceError as exc:
-        _record_failure(store, unit, state, now, str(exc))
-        _fail(progress, unit.name, str(exc))
-        return
-    except Exception as exc:  # a bug in one adapter must not stop the other sources
-        log.debug("unexpected error reading %s", unit.name, exc_info=True)
-        message = f"{unit.name}: internal error while reading: {exc!r}"
-        _record_failure(store, unit, state, now, message)
+    """Store what reading one unit gave; a failure is recorded in its state and reported."""
+    unit, state = outcome.job.unit, outcome.job.state
+    if outcome.error is not None:
+        failed = unit.failed(state, now, outcome.error)
+        store.save_source_state(failed)
+        message = str(outcome.error)
+        if failed.failures > 1 or failed.next_attempt is not None:
+            message += f" ({_failing_note(failed)})"
         _fail(progress, unit.name, message)
         return
+    fetched = outcome.fetched
+    assert fetched is not None
     new_state = replace(
         fetched.state, read_digest=read_digest, last_attempt=now, last_success=now,
         last_error=None, failures=0,
@@ -132,15 +164,6 @@ def _read_unit(
     log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(items),
              len(reconciled.new), len(reconciled.changed), reconciled.gone)
     progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(items)))
-
-
-def _record_failure(
-    store: SqlStore, unit: SourceUnit, state: SourceState | None, now: datetime, message: str
-) -> None:
-    base = state or SourceState(source_id=unit.source_id, kind=type(unit).__name__)
-    store.save_source_state(replace(
-        base, last_attempt=now, last_error=message, failures=base.failures + 1,
-    ))
 
 
 def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> None:

@@ -829,8 +829,9 @@ def story_id_for(founding_item_id: str) -> str:
     return str(uuid.uuid5(STORY_NAMESPACE, founding_item_id))
 
 
+# Not the position: a feed's items move down as new ones arrive, which is no edit of theirs.
 _DIGESTED = ("agency", "agency_label", "title", "text", "html", "truncated", "link", "guid",
-             "published", "date_source", "origin", "position")
+             "published", "date_source", "origin")
 
 
 def _digest(item: Item) -> str:
