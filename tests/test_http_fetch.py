@@ -244,8 +244,6 @@ def test_compressed_bodies_are_decoded(
     assert callable(encode)
     loopback.expect_request("/feed").respond_with_data(
         encode(FEED), headers={"Content-Encoding": encoding})
-    request_encoding = None
-
     response = fetcher.fetch(loopback.url_for("/feed"))
     request_encoding = loopback.log[0][0].headers["Accept-Encoding"]
     assert response.body == FEED
