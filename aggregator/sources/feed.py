@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import queue
 import random
@@ -32,8 +33,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-
-import feedparser
 
 from aggregator.config import Config, FeedSource, FetchConfig, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
@@ -160,11 +159,13 @@ class _FeedBatch:
             return self
         policy = self._feed(self._jobs[0]).policy
         with self._stack as stack:
-            fetcher = stack.enter_context(Fetcher(policy))
             workers = _parse_processes()
-            if workers > 1 and len(self._jobs) >= PARALLEL_PARSE_MIN_FEEDS:
-                self._parsers = ProcessPoolExecutor(workers, mp_context=_process_context())
-                stack.callback(self._parsers.shutdown, wait=True, cancel_futures=True)
+            if workers > 1 and _expected_documents(self._jobs) >= PARALLEL_PARSE_MIN_FEEDS:
+                # Before any fetch thread exists: a forked worker copies no held lock.
+                self._parsers = _start_parse_workers(workers)
+                if self._parsers is not None:
+                    stack.callback(self._parsers.shutdown, wait=True, cancel_futures=True)
+            fetcher = stack.enter_context(Fetcher(policy))
             fetching = ThreadPoolExecutor(
                 min(policy.concurrency, len(self._jobs)), thread_name_prefix="newswire-fetch",
             )
@@ -233,6 +234,14 @@ class _FeedBatch:
         return ReadOutcome(job, Fetched(parsed.items, state))
 
 
+def _expected_documents(jobs: Sequence[ReadJob]) -> int:
+    """How many jobs will likely bring a document to parse: those fetched without
+    validators. The others will mostly be answered 304 (and a surprise document is parsed
+    in its fetch thread)."""
+    return sum(1 for job in jobs if job.force or job.state is None
+               or not (job.state.etag or job.state.last_modified))
+
+
 def _interleave_hosts(jobs: Sequence[ReadJob]) -> list[ReadJob]:
     """Jobs in round-robin order of their hosts, so a host with many feeds does not hold
     every fetch thread waiting for its few per-host slots while other hosts sit idle."""
@@ -255,16 +264,30 @@ def _parse_processes() -> int:
         return os.cpu_count() or 1
 
 
-_context_lock = threading.Lock()
+def _start_parse_workers(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of parse workers, already running; None if none could start (then the fetch
+    threads parse, slower but working).
 
-
-def _process_context() -> Any:
-    """Workers forked from a clean server process: forking this one, with fetch threads
-    running, could copy a lock some thread holds. The server imports this module once."""
-    with _context_lock:
+    Forked when no other thread runs: fast (the modules are loaded already) and it never
+    re-imports the program's main module. With other threads about (the daemon's), forking
+    could copy a lock some thread holds, so workers come from a fork server instead.
+    """
+    context: multiprocessing.context.BaseContext
+    if threading.active_count() == 1:
+        context = multiprocessing.get_context("fork")
+    else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        return context
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    try:
+        # A fork pool starts all its workers on the first task: let that happen here, while
+        # this is still the only thread.
+        pool.submit(int).result()
+    except Exception as exc:  # e.g. a main module that cannot be imported again
+        log.warning("cannot start parse worker processes (%r); parsing in threads", exc)
+        pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
 
 
 # -- parsing (pure; runs in worker processes) ---------------------------------------------
@@ -310,6 +333,9 @@ def parse_feed(request: ParseRequest) -> ParsedFeed:
     for name in ("content-type", "content-language"):
         if name in request.headers:
             headers[name] = request.headers[name]
+    # Imported here: a run whose feeds all answer 304 never needs it.
+    import feedparser
+
     # A stream, not bytes: given bytes or a string, feedparser may treat them as a file
     # name or a URL and open it.
     document = feedparser.parse(io.BytesIO(body), response_headers=headers,
