@@ -13,14 +13,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aggregator import clock, dedup
+from aggregator import clock
 from aggregator.config import Config
 from aggregator.errors import SourceError
 from aggregator.model import RunResult, SourceReport
 from aggregator.normalize import AgencyDirectory, normalize
-from aggregator.sources import ReadJob, ReadOutcome, expand, read_all
+from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
 from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
+
+if TYPE_CHECKING:
+    from aggregator import dedup
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ class _Progress:
     changed: list[str] = field(default_factory=list)
     order: dict[str, int] = field(default_factory=dict)
     """Each source's place in the config: reports come in as units finish."""
+    unchanged_states: list[SourceState] = field(default_factory=list)
+    """States of units that had nothing new, to save together."""
 
     def in_config_order(self) -> list[SourceReport]:
         """The reports sorted as their sources appear in the config."""
@@ -57,9 +63,14 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         # each is stored as it comes, while the others are still under way.
         for outcome in read_all(jobs, started):
             _store_outcome(store, outcome, directory, read_digest, started, progress)
+        store.save_source_states(progress.unchanged_states)
+        read_at = time.perf_counter()
         _deduplicate(store, config, progress.changed)
+        dedup_at = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
+        log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
+                 dedup_at - read_at, time.perf_counter() - dedup_at)
     finally:
         store.close()
     return RunResult(
@@ -80,24 +91,28 @@ def _due_jobs(
     store: SqlStore, config: Config, read_digest: str, now: datetime, progress: _Progress
 ) -> list[ReadJob]:
     """The units to read this run; units not due are reported as skipped (or still failing)."""
-    jobs = []
+    units: list[SourceUnit] = []
     for source in config.enabled_sources:
         try:
-            units = expand(source, config)
+            expanded = expand(source, config)
         except SourceError as exc:
             _fail(progress, source.label, str(exc))
             continue
-        for unit in units:
+        for unit in expanded:
             progress.order.setdefault(unit.name, len(progress.order))
-            state = store.source_state(unit.source_id)
-            if unit.due(state, now):
-                force = state is None or state.read_digest != read_digest
-                jobs.append(ReadJob(unit, state, force))
-            elif state is not None and state.failures:
-                # Backing off after failures: not retried yet, but still reported as failing.
-                _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
-            else:
-                progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+        units.extend(expanded)
+    states = store.source_states(unit.source_id for unit in units)
+    jobs = []
+    for unit in units:
+        state = states.get(unit.source_id)
+        if unit.due(state, now):
+            force = state is None or state.read_digest != read_digest
+            jobs.append(ReadJob(unit, state, force))
+        elif state is not None and state.failures:
+            # Backing off after failures: not retried yet, but still reported as failing.
+            _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
+        else:
+            progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
     return jobs
 
 
@@ -141,7 +156,8 @@ def _store_outcome(
         last_error=None, failures=0,
     )
     if fetched.items is None:
-        store.save_source_state(new_state)
+        # Saved with the others at the end of reading: one write instead of one per feed.
+        progress.unchanged_states.append(new_state)
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
         return
     items = []
@@ -169,6 +185,10 @@ def _store_outcome(
 def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> None:
     """Place new items in stories; re-rank the stories of edited items."""
     pending = store.unassigned_items()
+    if not pending and not changed:
+        return  # nothing to place: a run of 304s never even loads dedup (and numpy)
+    from aggregator import dedup
+
     new_features = _analyse(store, pending)
     known, memberships = _known_neighbourhood(store, config, new_features)
     clustering = dedup.cluster(new_features, known, memberships, config.dedup)
@@ -196,6 +216,8 @@ def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> Non
 
 def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
     """Dedup features of stored items, read from the store in batches."""
+    from aggregator import dedup
+
     features: list[dedup.Features] = []
     for start in range(0, len(item_ids), _FEATURE_BATCH):
         features.extend(dedup.extract_many(store.items(item_ids[start : start + _FEATURE_BATCH])))
@@ -206,6 +228,8 @@ def _known_neighbourhood(
     store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
 ) -> tuple[list[dedup.Features], dict[str, tuple[str, ...]]]:
     """Stored items that may report the same story as a new item, with their stories."""
+    from aggregator import dedup
+
     if not new_features:
         return [], {}
     keys = {key for f in new_features for key in dedup.blocking_keys(f)}
@@ -225,6 +249,8 @@ def _known_neighbourhood(
 
 def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
     """Stored features of items, analysing again any that have none (an older run's items)."""
+    from aggregator import dedup
+
     stored = store.features(item_ids)
     result = {i: dedup.Features.from_json(text) for i, text in stored.items()}
     missing = [i for i in item_ids if i not in result]
