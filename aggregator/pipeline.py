@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aggregator import clock
 from aggregator.config import Config
-from aggregator.errors import SourceError
+from aggregator.errors import SourceError, StoreError
 from aggregator.model import RunResult, SourceReport
 from aggregator.normalize import AgencyDirectory, normalize
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
@@ -173,7 +173,18 @@ def _store_outcome(
         progress.warnings.extend(result.warnings)
         if result.item is not None:
             items.append(result.item)
-    reconciled = store.reconcile(unit.source_id, items, now)
+    try:
+        reconciled = store.reconcile(unit.source_id, items, now)
+    except StoreError:
+        raise  # the store itself is unusable: no other source would fare better
+    except Exception as exc:  # a bug storing one source's items must not stop the others
+        log.debug("cannot store the items of %s", unit.name, exc_info=True)
+        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        error = SourceError(unit.name, "internal error while storing its items: "
+                            f"{type(exc).__name__}: {first_line}")
+        store.save_source_state(unit.failed(state, now, error))
+        _fail(progress, unit.name, str(error))
+        return
     store.save_source_state(new_state)
     progress.new += len(reconciled.new)
     progress.changed.extend(reconciled.changed)

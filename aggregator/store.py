@@ -480,7 +480,12 @@ class SqlStore:
         ids: list[str] = []
         for item, item_id in zip(new_items, proposed, strict=True):
             attempt = 0
-            while item_id in taken:
+            # A later attempt's id may be stored too: the third source to carry the same
+            # item (no guid, no link) finds the first two ids taken.
+            while item_id in taken or (attempt and conn.execute(
+                sa.select(items.c.item_id).where(items.c.item_id == item_id)
+            ).first() is not None):
+                taken.add(item_id)
                 attempt += 1
                 item_id = _item_id(item, attempt)
             taken.add(item_id)
