@@ -507,6 +507,14 @@ def test_fetch_state_survives_restarts(store_url: str, tmp_path: Path,
     assert state is not None
     assert (state.etag, state.current_url, state.failures) == (etag, loopback.url_for("/home"), 0)
     assert state.last_success == now
+    # When the new home fails, the error still names the feed as configured.
+    loopback.clear()
+    loopback.expect_request("/home").respond_with_data("", status=500)
+    third = run_once(config, now=now)
+    assert third.sources[0].error is not None
+    assert third.sources[0].error.startswith(
+        f"{loopback.url_for('/start')}: HTTP 500 Internal Server Error (fetched from "
+        f"{loopback.url_for('/home')}, where it moved)")
 
 
 class _store:

@@ -196,7 +196,7 @@ class _FeedBatch:
             unit = self._feed(job)
             validators = None if job.force or job.state is None else Validators(
                 job.state.etag, job.state.last_modified)
-            response = fetcher.fetch(unit.start_url(job.state), validators)
+            response = self._fetch_response(fetcher, unit, job.state, validators)
             if response.not_modified:
                 state = unit.fetched_state(job.state, self._now, response)
                 self._results.put(ReadOutcome(job, Fetched(None, state)))
@@ -214,6 +214,19 @@ class _FeedBatch:
             log.debug("unexpected error reading %s", job.unit.name, exc_info=True)
             self._results.put(ReadOutcome(job, error=SourceError(
                 job.unit.name, f"internal error while reading: {exc!r}")))
+
+    @staticmethod
+    def _fetch_response(fetcher: Fetcher, unit: FeedUnit, state: SourceState | None,
+                        validators: Validators | None) -> Response:
+        start = unit.start_url(state)
+        try:
+            return fetcher.fetch(start, validators)
+        except FetchError as exc:
+            if start == unit.name:
+                raise
+            # Errors name the feed as configured, and say where it was fetched from.
+            raise FetchError(unit.name, f"{exc.reason} (fetched from {start}, where it moved)",
+                             status=exc.status, retry_after=exc.retry_after) from None
 
     def _parsed_in_worker(
         self, job: ReadJob, response: Response, done: Future[ParsedFeed]
