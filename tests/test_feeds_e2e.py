@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+import os
 import re
 import socket
 import time
@@ -19,6 +21,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import FIXED_NOW, Workspace
 from pytest_httpserver import HTTPServer
 from unsafe_markup import unsafe_markup
@@ -531,3 +534,29 @@ class _store:
 
 
 assert FIXED_NOW == "2026-11-23T09:00:00Z"  # the runs above count from this pinned time
+
+
+def test_many_feeds_parse_in_worker_processes_beside_other_threads(
+    tmp_path: Path, loopback: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In-process, with the test server's threads about (as in the daemon): enough feeds to
+    parse in worker processes, which then come from a fork server; every feed is read."""
+    import threading
+
+    from aggregator.config import load_config
+    from aggregator.pipeline import run_once
+    from aggregator.sources.feed import PARALLEL_PARSE_MIN_FEEDS
+
+    assert threading.active_count() > 1
+    caplog.set_level(logging.DEBUG, logger="aggregator.sources.feed")
+    paths = [f"/many/{n}" for n in range(PARALLEL_PARSE_MIN_FEEDS + 2)]
+    for number, path in enumerate(paths):
+        loopback.expect_request(path).respond_with_data(one_story_feed(f"many{number}", number))
+    ws = Workspace(tmp_path)
+    ws.write_config(FETCH_TABLE + feed_sources([loopback.url_for(p) for p in paths]),
+                    seeds=False)
+    result = run_once(load_config(ws.config), now=datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    assert result.exit_code == 0, [s.error for s in result.sources if s.error]
+    assert [s.items for s in result.sources] == [1] * len(paths)
+    assert titles(ws) == {title for title, _ in STORIES[: len(paths)]}
+    assert " start=forkserver" in caplog.text or len(os.sched_getaffinity(0)) == 1

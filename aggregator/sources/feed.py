@@ -286,20 +286,23 @@ def _start_parse_workers(workers: int) -> ProcessPoolExecutor | None:
     could copy a lock some thread holds, so workers come from a fork server instead.
     """
     context: multiprocessing.context.BaseContext
-    if threading.active_count() == 1:
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = None
     try:
+        if threading.active_count() == 1:
+            context = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+        pool = ProcessPoolExecutor(workers, mp_context=context)
         # A fork pool starts all its workers on the first task: let that happen here, while
         # this is still the only thread.
         pool.submit(int).result()
-    except Exception as exc:  # e.g. a main module that cannot be imported again
+    except Exception as exc:  # no fork here, or a main module that cannot be imported again
         log.warning("cannot start parse worker processes (%r); parsing in threads", exc)
-        pool.shutdown(wait=False, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         return None
+    log.debug("parse workers=%d start=%s", workers, context.get_start_method())
     return pool
 
 
