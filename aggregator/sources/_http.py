@@ -174,18 +174,20 @@ class Fetcher:
                 timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
                 extensions={"trace": deadline.trace},
             ) as response:
-                status = response.status_code
-                headers = {k.lower(): v for k, v in response.headers.items()}
-                if status in REDIRECT_STATUSES or status == 304:
-                    body = b""
-                elif 200 <= status < 300:
-                    body = _read_capped(response, url, where, self.policy.max_bytes)
-                else:
-                    raise _status_error(url, where, response)
-                # Before the connection closes: the watchdog must never touch a socket
-                # that may already belong to another fetch.
-                deadline.forget_connections()
-                return status, headers, body
+                try:
+                    status = response.status_code
+                    headers = {k.lower(): v for k, v in response.headers.items()}
+                    if status in REDIRECT_STATUSES or status == 304:
+                        body = b""
+                    elif 200 <= status < 300:
+                        body = _read_capped(response, url, where, self.policy.max_bytes)
+                    else:
+                        raise _status_error(url, where, response)
+                    return status, headers, body
+                finally:
+                    # Before the connection closes: the watchdog must never touch a socket
+                    # that may already belong to another fetch.
+                    deadline.forget_connections()
         except (httpx.HTTPError, OSError) as exc:
             # The watchdog's shutdown surfaces as a transport error (or a bare socket error).
             if deadline.expired:
