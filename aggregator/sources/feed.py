@@ -28,6 +28,7 @@ import xml.sax
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -202,10 +203,13 @@ class _FeedBatch:
                 self._results.put(ReadOutcome(job, Fetched(None, state)))
                 return
             request = ParseRequest.of(unit, response)
-            if self._parsers is None:
+            try:
+                future = self._parsers.submit(parse_feed, request) if self._parsers else None
+            except BrokenProcessPool:  # a worker died earlier in the run: go on without
+                future = None
+            if future is None:
                 self._results.put(self._parsed(job, response, parse_feed(request)))
                 return
-            future = self._parsers.submit(parse_feed, request)
             future.add_done_callback(lambda done: self._results.put(
                 self._parsed_in_worker(job, response, done)))
         except SourceError as exc:
