@@ -560,3 +560,66 @@ def test_many_feeds_parse_in_worker_processes_beside_other_threads(
     assert [s.items for s in result.sources] == [1] * len(paths)
     assert titles(ws) == {title for title, _ in STORIES[: len(paths)]}
     assert " start=forkserver" in caplog.text or len(os.sched_getaffinity(0)) == 1
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc: Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_killed_run_leaves_no_parse_workers_behind(
+    workspace: Workspace, loopback: HTTPServer
+) -> None:
+    import signal
+    import subprocess
+
+    from conftest import aggregate_command
+
+    from aggregator.sources.feed import PARALLEL_PARSE_MIN_FEEDS
+
+    paths = [f"/hang/{n}" for n in range(PARALLEL_PARSE_MIN_FEEDS + 2)]
+    for path in paths:
+        loopback.expect_request(path).respond_with_handler(drip)  # keeps the run busy
+    workspace.write_config(FETCH_TABLE.replace('timeout = "1s"', 'timeout = "30s"')
+                           + feed_sources([loopback.url_for(p) for p in paths]))
+    run = subprocess.Popen(
+        [*aggregate_command(), "--once", "--config", str(workspace.config)],
+        cwd=workspace.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "AGGREGATOR_NOW": FIXED_NOW},
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 and time.monotonic() < deadline:  # the run is fetching
+            time.sleep(0.1)
+            workers = _children(run.pid)
+        assert len(workers) >= 2, "the run never started its parse workers"
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        for pid in workers:  # whatever the outcome, leave no stray process behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

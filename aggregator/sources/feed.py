@@ -24,6 +24,7 @@ import os
 import queue
 import random
 import threading
+import time
 import xml.sax
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -297,7 +298,7 @@ def _start_parse_workers(workers: int) -> ProcessPoolExecutor | None:
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(workers, mp_context=context)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent)
         # A fork pool starts all its workers on the first task: let that happen here, while
         # this is still the only thread.
         pool.submit(int).result()
@@ -308,6 +309,20 @@ def _start_parse_workers(workers: int) -> ProcessPoolExecutor | None:
         return None
     log.debug("parse workers=%d start=%s", workers, context.get_start_method())
     return pool
+
+
+def _exit_with_parent() -> None:
+    """Parse-worker initializer: leave as soon as the process that started this worker is
+    gone. A killed run would otherwise leave its idle workers waiting for ever: each holds
+    the writing end of its own task pipe, so it never sees the pipe close."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="newswire-parent-watch", daemon=True).start()
 
 
 # -- parsing (pure; runs in worker processes) ---------------------------------------------
