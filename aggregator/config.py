@@ -105,6 +105,26 @@ class DedupConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """How live feeds are fetched: limits that keep a run polite and bounded."""
+
+    timeout: float = 30.0
+    """Seconds one fetch may take in all (connect, redirects, the whole body)."""
+    max_bytes: int = 10_000_000
+    """Largest response body accepted, as sent and once decompressed."""
+    concurrency: int = 16
+    """Fetches in flight at once, over all hosts."""
+    per_host: int = 2
+    """Fetches in flight at once to one host."""
+    max_redirects: int = 5
+    """Redirects followed before a fetch fails."""
+    backoff: float = 300.0
+    """Seconds to wait after a feed's first failure; each further failure doubles it."""
+    max_backoff: float = 43_200.0
+    """Longest wait after failures; also caps a server's Retry-After."""
+
+
+@dataclass(frozen=True, slots=True)
 class SeedFileSource:
     """Bundled or user-written seed files, matched by a glob."""
 
@@ -153,6 +173,7 @@ class Config:
     agencies: Mapping[str, AgencyConfig] = field(default_factory=dict)
     sources: tuple[SourceConfig, ...] = ()
     serve: ServeConfig = field(default_factory=ServeConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
 
     @property
     def enabled_sources(self) -> tuple[SourceConfig, ...]:
@@ -212,6 +233,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     store = _parse_store(root.table("store"), base)
     schedule = _parse_schedule(root.table("schedule"))
     dedup = _parse_dedup(root.table("dedup"))
+    fetch = _parse_fetch(root.table("fetch"))
     agencies = _parse_agencies(root.table("agencies"))
     sources = _parse_sources(root.table_list("sources"), base, agencies)
     serve = _parse_serve(root.table("serve"))
@@ -225,6 +247,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         agencies=agencies,
         sources=sources,
         serve=serve,
+        fetch=fetch,
     )
 
 
@@ -304,6 +327,23 @@ def _parse_dedup(t: _Table) -> DedupConfig:
         window_days=window, merge_threshold=merge, agree_threshold=agree,
         near_miss_threshold=near, key_cap=key_cap, candidate_limit=candidate_limit,
     )
+
+
+def _parse_fetch(t: _Table) -> FetchConfig:
+    default = FetchConfig()
+    fetch = FetchConfig(
+        timeout=t.duration("timeout", default.timeout),
+        max_bytes=t.integer("max_bytes", default.max_bytes, minimum=1024),
+        concurrency=t.integer("concurrency", default.concurrency, minimum=1),
+        per_host=t.integer("per_host", default.per_host, minimum=1),
+        max_redirects=t.integer("max_redirects", default.max_redirects, minimum=0),
+        backoff=t.duration("backoff", default.backoff),
+        max_backoff=t.duration("max_backoff", default.max_backoff),
+    )
+    t.finish()
+    if fetch.backoff > fetch.max_backoff:
+        raise t.error("backoff", f"must not exceed max_backoff ({fetch.max_backoff:g}s)")
+    return fetch
 
 
 def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:

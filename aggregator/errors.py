@@ -45,9 +45,14 @@ class ParseError(SourceError):
 class FetchError(SourceError):
     """A live feed could not be fetched (network, HTTP status, size or time limits)."""
 
-    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, url: str, reason: str, *, status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.url = url
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (Retry-After on a 429 or 503), if it did."""
         super().__init__(url, reason)
 
 

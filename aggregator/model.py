@@ -35,6 +35,9 @@ class RawItem:
     """The date the source's metadata gives (feeds); None for seed files."""
     position: int = 0
     """Order within the source, first item 0."""
+    base_url: str | None = None
+    """What relative links in `content` resolve against (a feed item's xml:base or the
+    feed's URL); None means the item's link."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

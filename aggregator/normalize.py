@@ -123,7 +123,7 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
         derive_slug("unknown"), False)
     html: str | None = None
     if raw.content_is_html:
-        html = sanitize_html(raw.content, base_url=raw.link or None)
+        html = sanitize_html(raw.content, base_url=raw.base_url or raw.link or None)
         text = clean_text(html_to_text(html))
     else:
         text = clean_text(_without_tags(raw.content))

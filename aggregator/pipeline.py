@@ -16,14 +16,18 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from aggregator import clock, dedup
+from aggregator import clock
 from aggregator.config import Config
-from aggregator.errors import SourceError
+from aggregator.errors import SourceError, StoreError
 from aggregator.model import RunResult, SourceReport
 from aggregator.normalize import AgencyDirectory, normalize, unknown_agency_warning
-from aggregator.sources import SourceUnit, expand
+from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
 from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
+
+if TYPE_CHECKING:
+    from aggregator import dedup
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,14 @@ class _Progress:
     warnings: list[str] = field(default_factory=list)
     new: int = 0
     changed: list[str] = field(default_factory=list)
+    order: dict[str, int] = field(default_factory=dict)
+    """Each source's place in the config: reports come in as units finish."""
+    unchanged_states: list[SourceState] = field(default_factory=list)
+    """States of units that had nothing new, to save together."""
+
+    def in_config_order(self) -> list[SourceReport]:
+        """The reports sorted as their sources appear in the config."""
+        return sorted(self.reports, key=lambda report: self.order.get(report.name, 0))
 
 
 def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
@@ -52,27 +64,25 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         progress = _Progress()
         directory = AgencyDirectory.from_config(config.agencies)
         read_digest = config.fingerprint("agencies")
-        for source in config.enabled_sources:
-            try:
-                units = expand(source, config)
-            except SourceError as exc:
-                _fail(progress, source.label, str(exc))
-                continue
-            for unit in units:
-                _read_unit(store, unit, directory, read_digest, started, progress)
-        read_done = time.perf_counter()
+        jobs = _due_jobs(store, config, read_digest, started, progress)
+        # Outcomes arrive as units finish (live feeds are fetched and parsed concurrently);
+        # each is stored as it comes, while the others are still under way.
+        for outcome in read_all(jobs, started):
+            _store_outcome(store, outcome, directory, read_digest, started, progress)
+        store.save_source_states(progress.unchanged_states)
+        read_at = time.perf_counter()
         _deduplicate(store, config, progress.changed)
-        dedup_done = time.perf_counter()
+        dedup_at = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
-        log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_done - timer,
-                 dedup_done - read_done, time.perf_counter() - dedup_done)
+        log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
+                 dedup_at - read_at, time.perf_counter() - dedup_at)
     finally:
         store.close()
     return RunResult(
         started=started,
         duration=time.perf_counter() - timer,
-        sources=tuple(progress.reports),
+        sources=tuple(progress.in_config_order()),
         items_new=progress.new,
         items_updated=len(progress.changed),
         items_total=items_total,
@@ -83,43 +93,77 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     )
 
 
+def _due_jobs(
+    store: SqlStore, config: Config, read_digest: str, now: datetime, progress: _Progress
+) -> list[ReadJob]:
+    """The units to read this run; units not due are reported as skipped (or still failing)."""
+    units: list[SourceUnit] = []
+    for source in config.enabled_sources:
+        try:
+            expanded = expand(source, config)
+        except SourceError as exc:
+            _fail(progress, source.label, str(exc))
+            continue
+        for unit in expanded:
+            progress.order.setdefault(unit.name, len(progress.order))
+        units.extend(expanded)
+    states = store.source_states(unit.source_id for unit in units)
+    jobs = []
+    for unit in units:
+        state = states.get(unit.source_id)
+        if unit.due(state, now):
+            force = state is None or state.read_digest != read_digest
+            jobs.append(ReadJob(unit, state, force))
+        elif state is not None and state.failures:
+            # Backing off after failures: not retried yet, but still reported as failing.
+            _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
+        else:
+            progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+    return jobs
+
+
 def _fail(progress: _Progress, name: str, message: str) -> None:
     log.error("%s", message)
+    progress.order.setdefault(name, len(progress.order))
     progress.reports.append(SourceReport(name=name, ok=False, error=message))
 
 
-def _read_unit(
+def _failing_note(state: SourceState) -> str:
+    """How long a source has been failing and when it is tried again."""
+    parts = [f"{state.failures} failed attempts in a row" if state.failures > 1
+             else "failed once"]
+    if state.next_attempt is not None:
+        parts.append(f"next attempt after {state.next_attempt:%Y-%m-%d %H:%M:%S}Z")
+    return "; ".join(parts)
+
+
+def _store_outcome(
     store: SqlStore,
-    unit: SourceUnit,
+    outcome: ReadOutcome,
     directory: AgencyDirectory,
     read_digest: str,
     now: datetime,
     progress: _Progress,
 ) -> None:
-    """Read one unit into the store; a failure is recorded in its state and reported."""
-    state = store.source_state(unit.source_id)
-    if not unit.due(state, now):
-        progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
-        return
-    force = state is None or state.read_digest != read_digest
-    try:
-        fetched = unit.read(state, now, force=force)
-    except SourceError as exc:
-        _record_failure(store, unit, state, now, str(exc))
-        _fail(progress, unit.name, str(exc))
-        return
-    except Exception as exc:  # a bug in one adapter must not stop the other sources
-        log.debug("unexpected error reading %s", unit.name, exc_info=True)
-        message = f"{unit.name}: internal error while reading: {exc!r}"
-        _record_failure(store, unit, state, now, message)
+    """Store what reading one unit gave; a failure is recorded in its state and reported."""
+    unit, state = outcome.job.unit, outcome.job.state
+    if outcome.error is not None:
+        failed = unit.failed(state, now, outcome.error)
+        store.save_source_state(failed)
+        message = str(outcome.error)
+        if failed.failures > 1 or failed.next_attempt is not None:
+            message += f" ({_failing_note(failed)})"
         _fail(progress, unit.name, message)
         return
+    fetched = outcome.fetched
+    assert fetched is not None
     new_state = replace(
         fetched.state, read_digest=read_digest, last_attempt=now, last_success=now,
         last_error=None, failures=0,
     )
     if fetched.items is None:
-        store.save_source_state(new_state)
+        # Saved with the others at the end of reading: one write instead of one per feed.
+        progress.unchanged_states.append(new_state)
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
         return
     items = []
@@ -146,7 +190,18 @@ def _read_unit(
     for warning in warnings:
         log.warning("%s", warning)
     progress.warnings.extend(warnings)
-    reconciled = store.reconcile(unit.source_id, items, now)
+    try:
+        reconciled = store.reconcile(unit.source_id, items, now)
+    except StoreError:
+        raise  # the store itself is unusable: no other source would fare better
+    except Exception as exc:  # a bug storing one source's items must not stop the others
+        log.debug("cannot store the items of %s", unit.name, exc_info=True)
+        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        error = SourceError(unit.name, "internal error while storing its items: "
+                            f"{type(exc).__name__}: {first_line}")
+        store.save_source_state(unit.failed(state, now, error))
+        _fail(progress, unit.name, str(error))
+        return
     store.save_source_state(new_state)
     progress.new += len(reconciled.new)
     progress.changed.extend(reconciled.changed)
@@ -155,18 +210,13 @@ def _read_unit(
     progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(items)))
 
 
-def _record_failure(
-    store: SqlStore, unit: SourceUnit, state: SourceState | None, now: datetime, message: str
-) -> None:
-    base = state or SourceState(source_id=unit.source_id, kind=type(unit).__name__)
-    store.save_source_state(replace(
-        base, last_attempt=now, last_error=message, failures=base.failures + 1,
-    ))
-
-
 def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> None:
     """Place new items in stories; re-rank the stories of edited items."""
     pending = store.unassigned_items()
+    if not pending and not changed:
+        return  # nothing to place: a run of 304s never even loads dedup (and numpy)
+    from aggregator import dedup
+
     new_features = _analyse(store, pending)
     neighbourhood = _known_neighbourhood(store, config, new_features)
     clustering = dedup.cluster(
@@ -198,6 +248,8 @@ def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> Non
 def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
     """Dedup features of stored items, read from the store in batches; a large run spreads
     the analysis over every core (it is pure, so worker processes share nothing)."""
+    from aggregator import dedup
+
     batches = [item_ids[i : i + _FEATURE_BATCH] for i in range(0, len(item_ids), _FEATURE_BATCH)]
     workers = min(len(batches), os.cpu_count() or 1, _MAX_WORKERS)
     if len(item_ids) < _PARALLEL_FROM or workers < 2:
@@ -223,6 +275,8 @@ def _known_neighbourhood(
     store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
 ) -> _Neighbourhood:
     """Stored items that may report the same story as a new item, with their stories."""
+    from aggregator import dedup
+
     if not new_features:
         return _Neighbourhood()
     keys = {key for f in new_features for key in dedup.blocking_keys(f)}
@@ -248,6 +302,8 @@ def _known_neighbourhood(
 
 def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
     """Stored features of items, analysing again any that have none (an older run's items)."""
+    from aggregator import dedup
+
     stored = store.features(item_ids)
     result = {i: dedup.Features.from_json(text) for i, text in stored.items()}
     missing = [i for i in item_ids if i not in result]

@@ -219,7 +219,9 @@ class Store(Protocol):
 
     def close(self) -> None: ...
     def source_state(self, source_id: str) -> SourceState | None: ...
+    def source_states(self, source_ids: Iterable[str]) -> dict[str, SourceState]: ...
     def save_source_state(self, state: SourceState) -> None: ...
+    def save_source_states(self, states: Sequence[SourceState]) -> None: ...
     def reconcile(
         self, source_id: str, found: Sequence[Item], now: datetime
     ) -> ReconcileResult: ...
@@ -346,15 +348,45 @@ class SqlStore:
             return None
         return SourceState(**{f.name: getattr(row, f.name) for f in fields(SourceState)})
 
+    def source_states(self, source_ids: Iterable[str]) -> dict[str, SourceState]:
+        """What the store remembers of many sources at once (those that never ran are left
+        out): one query per chunk instead of one per source."""
+        result: dict[str, SourceState] = {}
+        with self._tx() as conn:
+            for chunk in _chunks(sorted(set(source_ids))):
+                for row in conn.execute(sa.select(sources).where(sources.c.source_id.in_(chunk))):
+                    result[row.source_id] = SourceState(
+                        **{f.name: getattr(row, f.name) for f in fields(SourceState)})
+        return result
+
     def save_source_state(self, state: SourceState) -> None:
         """Insert or replace a source's state."""
-        values = {f.name: getattr(state, f.name) for f in fields(SourceState)}
+        self.save_source_states([state])
+
+    def save_source_states(self, states: Sequence[SourceState]) -> None:
+        """Insert or replace many sources' states in one transaction."""
+        if not states:
+            return
+        # One row per source, the last state given winning (as one save after another would).
+        by_id = {state.source_id: state for state in states}
+        rows = [{f.name: getattr(state, f.name) for f in fields(SourceState)}
+                for state in by_id.values()]
         with self._tx() as conn:
-            updated = conn.execute(
-                sources.update().where(sources.c.source_id == state.source_id).values(**values)
-            )
-            if updated.rowcount == 0:
-                conn.execute(sources.insert().values(**values))
+            known: set[str] = set()
+            for chunk in _chunks(sorted({row["source_id"] for row in rows})):
+                known.update(conn.execute(
+                    sa.select(sources.c.source_id).where(sources.c.source_id.in_(chunk))
+                ).scalars())
+            updates = [{**row, "b_source_id": row["source_id"]} for row in rows
+                       if row["source_id"] in known]
+            if updates:
+                conn.execute(
+                    sources.update().where(sources.c.source_id == sa.bindparam("b_source_id")),
+                    updates,
+                )
+            inserts = [row for row in rows if row["source_id"] not in known]
+            if inserts:
+                conn.execute(sources.insert(), inserts)
 
     # -- items ----------------------------------------------------------------------------
 
@@ -467,7 +499,12 @@ class SqlStore:
         ids: list[str] = []
         for item, item_id in zip(new_items, proposed, strict=True):
             attempt = 0
-            while item_id in taken:
+            # A later attempt's id may be stored too: the third source to carry the same
+            # item (no guid, no link) finds the first two ids taken.
+            while item_id in taken or (attempt and conn.execute(
+                sa.select(items.c.item_id).where(items.c.item_id == item_id)
+            ).first() is not None):
+                taken.add(item_id)
                 attempt += 1
                 item_id = _item_id(item, attempt)
             taken.add(item_id)
@@ -887,8 +924,9 @@ def story_id_for(founding_item_id: str) -> str:
     return str(uuid.uuid5(STORY_NAMESPACE, founding_item_id))
 
 
+# Not the position: a feed's items move down as new ones arrive, which is no edit of theirs.
 _DIGESTED = ("agency", "agency_label", "title", "text", "html", "truncated", "link", "guid",
-             "published", "date_source", "origin", "position")
+             "published", "date_source", "origin")
 
 
 def _digest(item: Item) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
@@ -129,6 +130,23 @@ def workspace(tmp_path: Path) -> Workspace:
     ws.copy_bundled_seeds()
     ws.write_config("")
     return ws
+
+
+@pytest.fixture(scope="session")
+def loopback_server() -> Iterator[HTTPServer]:
+    """One threaded HTTP server on 127.0.0.1 for the session (tests that fetch feeds)."""
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def loopback(loopback_server: HTTPServer) -> HTTPServer:
+    """The loopback server with no handlers from earlier tests."""
+    loopback_server.clear()
+    return loopback_server
 
 
 def postgres_available() -> bool:

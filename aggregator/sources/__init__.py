@@ -9,14 +9,19 @@ be read; the pipeline reports it and goes on with the others.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from aggregator.config import Config, SourceConfig
+from aggregator.errors import SourceError
 from aggregator.model import RawItem
 from aggregator.store import SourceState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,78 @@ class SourceUnit(Protocol):
     def read(self, state: SourceState | None, now: datetime, *, force: bool) -> Fetched:
         """Read the unit; `force` ignores what the state says is unchanged."""
         ...
+
+    def failed(self, state: SourceState | None, now: datetime, error: SourceError) -> SourceState:
+        """The state to remember after a failed read: the failure counted, and for feeds
+        when to try again."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadJob:
+    """A unit due in this run, with what the store remembers of it."""
+
+    unit: SourceUnit
+    state: SourceState | None
+    force: bool
+    """Read even if the state says nothing changed (the config that shapes items did)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOutcome:
+    """How reading one job went: what it fetched, or the error that stopped it."""
+
+    job: ReadJob
+    fetched: Fetched | None = None
+    error: SourceError | None = None
+
+
+BatchReader = Callable[
+    [Sequence[ReadJob], datetime], AbstractContextManager[Iterator[ReadOutcome]]
+]
+"""A unit class's optional `read_many`: starts reading all its jobs on entering (live feeds
+fetch and parse concurrently) and gives their outcomes as they finish."""
+
+
+def read_all(jobs: Sequence[ReadJob], now: datetime) -> Iterator[ReadOutcome]:
+    """Read every job, yielding each outcome as it is ready.
+
+    Jobs of a unit class with a `read_many` go to it together and proceed in the
+    background, while the others are read here one by one.
+    """
+    batches: dict[BatchReader, list[ReadJob]] = {}
+    singles: list[ReadJob] = []
+    for job in jobs:
+        read_many: BatchReader | None = getattr(type(job.unit), "read_many", None)
+        if read_many is None:
+            singles.append(job)
+        else:
+            batches.setdefault(read_many, []).append(job)
+    with ExitStack() as stack:
+        underway: list[Iterator[ReadOutcome]] = []
+        for read_many, batch in batches.items():
+            try:
+                underway.append(stack.enter_context(read_many(batch, now)))
+            except Exception as exc:  # an adapter that cannot start costs only its units
+                log.debug("cannot start reading %d units", len(batch), exc_info=True)
+                underway.append(iter([ReadOutcome(job, error=SourceError(
+                    job.unit.name, f"internal error while reading: {exc!r}")) for job in batch]))
+        for job in singles:
+            yield read_one(job, now)
+        for outcomes in underway:
+            yield from outcomes
+
+
+def read_one(job: ReadJob, now: datetime) -> ReadOutcome:
+    """Read one job here and now; errors become the outcome, never an exception."""
+    try:
+        return ReadOutcome(job, job.unit.read(job.state, now, force=job.force))
+    except SourceError as exc:
+        return ReadOutcome(job, error=exc)
+    except Exception as exc:  # a bug in one adapter must not stop the other sources
+        log.debug("unexpected error reading %s", job.unit.name, exc_info=True)
+        return ReadOutcome(job, error=SourceError(
+            job.unit.name, f"internal error while reading: {exc!r}"))
 
 
 Expander = Callable[[SourceConfig, Config], Sequence[SourceUnit]]

@@ -89,6 +89,11 @@ class SeedFileUnit:
         base = state or SourceState(source_id=self.source_id, kind="seedfile")
         return Fetched(items, replace(base, signature=signature, content_hash=content_hash))
 
+    def failed(self, state: SourceState | None, now: datetime, error: SourceError) -> SourceState:
+        """Count the failure; the next run reads the file again."""
+        base = state or SourceState(source_id=self.source_id, kind="seedfile")
+        return replace(base, last_attempt=now, last_error=str(error), failures=base.failures + 1)
+
 
 def parse_seed_bytes(data: bytes, file: str, *, source_id: str | None = None) -> list[RawItem]:
     """Decode and parse a seed file's bytes; `file` names it in errors and item origins."""
