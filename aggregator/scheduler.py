@@ -24,7 +24,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -159,7 +159,7 @@ class Daemon:
         started = time.time()
         self.status.run_started(started)
         try:
-            result = run_once(config)
+            result = run_once(with_feed_intervals(config))
         except Exception as exc:  # the daemon outlives any one run, whatever went wrong
             finished = time.time()
             message = str(exc) if isinstance(exc, AggregatorError) else (
@@ -223,6 +223,18 @@ class Daemon:
         if not self._idle.is_set():
             log.info("stopping: waiting for the run in progress", extra=facts(budget=budget))
         return self._idle.wait(budget)
+
+
+def with_feed_intervals(config: Config) -> Config:
+    """The config as the daemon runs it: a feed without its own `interval` is fetched every
+    `[schedule] interval`, not on every tick (the tick is shorter when another feed asks
+    for less). A one-shot run fetches every feed: cron sets its cadence."""
+    sources = tuple(
+        replace(s, interval=config.schedule.interval)
+        if isinstance(s, FeedSource) and s.interval is None else s
+        for s in config.sources
+    )
+    return replace(config, sources=sources)
 
 
 def _freeze_heap() -> None:

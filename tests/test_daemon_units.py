@@ -250,3 +250,41 @@ def test_json_logs_carry_the_facts_as_keys() -> None:
     assert line["outcome"] == "ok" and line["level"] == "info"
     assert line["logger"] == "aggregator.scheduler"
     assert datetime.fromisoformat(line["ts"]).tzinfo is not None
+
+
+def test_the_daemon_fetches_feeds_without_their_own_interval_at_the_schedules(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from aggregator.config import FeedSource, ScheduleConfig, SeedFileSource
+    from aggregator.scheduler import with_feed_intervals
+
+    seeds = SeedFileSource(path="/x/*.txt")
+    plain = FeedSource(agency="nato", url="https://a.test/rss")
+    hourly = FeedSource(agency="nato", url="https://b.test/rss", interval=3600.0)
+    config = replace(load_config(config_file(tmp_path, "")),
+                     schedule=ScheduleConfig(interval=900.0), sources=(seeds, plain, hourly))
+    daemon = with_feed_intervals(config)
+    assert daemon.sources == (seeds, replace(plain, interval=900.0), hourly)
+    assert config.sources == (seeds, plain, hourly)
+
+
+def test_a_feed_is_due_a_little_before_its_interval_is_up() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from aggregator.config import FeedSource, FetchConfig
+    from aggregator.sources.feed import FeedUnit
+    from aggregator.store import SourceState
+
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    unit = FeedUnit(source=FeedSource(agency="nato", url="https://a.test/rss", interval=900.0),
+                    policy=FetchConfig())
+
+    def state(seconds_left: int) -> SourceState:
+        return SourceState(source_id=unit.source_id, kind="feed",
+                           next_attempt=now + timedelta(seconds=seconds_left))
+
+    assert unit.due(None, now)
+    assert unit.due(state(30), now)
+    assert not unit.due(state(120), now)

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 PARALLEL_PARSE_MIN_FEEDS = 8
 """Below this many feeds in a run, parsing in the fetching threads beats starting processes."""
 
+_DUE_SLACK = 60.0
+"""Seconds before its interval is up that a feed already counts as due."""
 _LINK_SCHEMES = frozenset({"http", "https"})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _HTML_MARKS = (b"<!doctype html", b"<html")
@@ -81,8 +83,15 @@ class FeedUnit:
         return self.source.url
 
     def due(self, state: SourceState | None, now: datetime) -> bool:
-        """Due unless its interval or its back-off after failures has not yet passed."""
-        return state is None or state.next_attempt is None or now >= state.next_attempt
+        """Due unless its interval or its back-off after failures has not yet passed.
+
+        A little early counts as on time: a run that a jittered tick starts seconds before
+        the feed's interval is up would otherwise leave it for a whole tick more.
+        """
+        if state is None or state.next_attempt is None:
+            return True
+        slack = min(_DUE_SLACK, 0.1 * (self.source.interval or 0))
+        return now >= state.next_attempt - timedelta(seconds=slack)
 
     def read(self, state: SourceState | None, now: datetime, *, force: bool) -> Fetched:
         """Fetch and parse this feed alone (a run reads its feeds with `read_many`)."""
