@@ -27,7 +27,7 @@ import re
 import uuid
 import zlib
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
@@ -123,9 +123,10 @@ class Features:
     """MinHash of the lead's word shingles (`minhash.signatures`)."""
 
     def to_json(self) -> str:
-        """A compact serialization for the store: values in field order, bytes as base64."""
+        """A compact serialization for the store: values in field order, bytes as base64.
+        The item id is left out: the store keeps it beside."""
         values: list[object] = []
-        for f in fields(self):
+        for f in fields(self)[1:]:
             value = getattr(self, f.name)
             if isinstance(value, frozenset):
                 value = sorted(value)
@@ -135,9 +136,10 @@ class Features:
         return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> Features:
-        """The inverse of `to_json`."""
-        data = dict(zip((f.name for f in fields(cls)), json.loads(text), strict=True))
+    def from_json(cls, text: str, item_id: str) -> Features:
+        """The inverse of `to_json`, for the item `item_id`."""
+        data = dict(zip((f.name for f in fields(cls)[1:]), json.loads(text), strict=True))
+        data["item_id"] = item_id
         for name, value in data.items():
             if name == "event_dates":
                 data[name] = tuple(tuple(pair) for pair in value)
@@ -861,7 +863,9 @@ def story_id_for(founding_item_id: str) -> str:
     return str(uuid.uuid5(STORY_NAMESPACE, founding_item_id))
 
 
-def keys_with_days(features: Iterable[Features]) -> dict[str, tuple[tuple[str, int | None], ...]]:
-    """Blocking keys of each item with its day, as the store indexes them."""
-    return {f.item_id: tuple((k, f.day) for k in blocking_keys(f)) for f in features}
+def index_rows(features: Iterable[Features]) -> Iterator[tuple[str, str, int | None]]:
+    """The blocking index rows (key, item id, day) of items, as the store keeps them."""
+    for f in features:
+        for key in blocking_keys(f):
+            yield key, f.item_id, f.day
 

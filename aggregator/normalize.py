@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,6 +81,40 @@ class AgencyDirectory:
         """The display name: the configured one, else the label the source used."""
         agency = self.agencies.get(slug)
         return agency.name if agency else (label.strip() or slug)
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedBatch:
+    """A source's items, normalized, with the warnings about them (one per unknown agency)."""
+
+    items: tuple[Item, ...]
+    warnings: tuple[str, ...]
+
+
+def normalize_all(raws: Sequence[RawItem], agencies: AgencyDirectory, now: datetime
+                  ) -> NormalizedBatch:
+    """Normalize a source's items; an item that cannot be read costs only itself."""
+    items: list[Item] = []
+    warnings: list[str] = []
+    unknown: dict[str, tuple[str, str, int]] = {}
+    for raw in raws:
+        try:
+            result = normalize(raw, agencies, now)
+        except Exception as exc:  # one odd item must not cost the source its other items
+            warnings.append(f"{raw.origin}: item skipped: {exc!r}")
+            continue
+        warnings.extend(result.warnings)
+        if result.item is None:
+            continue
+        items.append(result.item)
+        if result.unknown_agency is not None:
+            origin, slug, count = unknown.get(result.unknown_agency,
+                                              (raw.origin, result.item.agency, 0))
+            unknown[result.unknown_agency] = (origin, slug, count + 1)
+    # One warning per unknown agency and source, not one per item.
+    warnings.extend(unknown_agency_warning(origin, label, slug, count)
+                    for label, (origin, slug, count) in unknown.items())
+    return NormalizedBatch(tuple(items), tuple(warnings))
 
 
 def unknown_agency_warning(origin: str, label: str, slug: str, count: int) -> str:

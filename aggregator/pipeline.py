@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from aggregator import clock
+from aggregator import clock, workers
 from aggregator.config import Config
 from aggregator.errors import SourceError, StoreError
-from aggregator.model import RunResult, SourceReport
-from aggregator.normalize import AgencyDirectory, normalize, unknown_agency_warning
+from aggregator.model import RawItem, RunResult, SourceReport
+from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
 from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
 
@@ -32,10 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _FEATURE_BATCH = 1000
-"""Items analysed for dedup at a time: bounds memory on a cold run over a large corpus."""
-_PARALLEL_FROM = 4000
-"""Below this many items, starting worker processes costs more than it saves."""
-_MAX_WORKERS = 4
+"""Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
+_WORKERS_FROM_BYTES = 1_000_000
+"""A run expected to read less than this is prepared in the main process: starting worker
+processes would cost more than it saves."""
 
 
 @dataclass(slots=True)
@@ -44,6 +43,8 @@ class _Progress:
     warnings: list[str] = field(default_factory=list)
     new: int = 0
     changed: list[str] = field(default_factory=list)
+    fresh: dict[str, dedup.Features] = field(default_factory=dict)
+    """Dedup features of this run's new items, analysed as they were prepared."""
     order: dict[str, int] = field(default_factory=dict)
     """Each source's place in the config: reports come in as units finish."""
     unchanged_states: list[SourceState] = field(default_factory=list)
@@ -62,16 +63,12 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     store = open_store(config.store.url)
     try:
         progress = _Progress()
-        directory = AgencyDirectory.from_config(config.agencies)
         read_digest = config.fingerprint("agencies")
         jobs = _due_jobs(store, config, read_digest, started, progress)
-        # Outcomes arrive as units finish (live feeds are fetched and parsed concurrently);
-        # each is stored as it comes, while the others are still under way.
-        for outcome in read_all(jobs, started):
-            _store_outcome(store, outcome, directory, read_digest, started, progress)
+        _read(store, config, jobs, read_digest, started, progress)
         store.save_source_states(progress.unchanged_states)
         read_at = time.perf_counter()
-        _deduplicate(store, config, progress.changed)
+        _deduplicate(store, config, progress.changed, progress.fresh)
         dedup_at = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
@@ -137,15 +134,47 @@ def _failing_note(state: SourceState) -> str:
     return "; ".join(parts)
 
 
-def _store_outcome(
-    store: SqlStore,
-    outcome: ReadOutcome,
-    directory: AgencyDirectory,
-    read_digest: str,
-    now: datetime,
-    progress: _Progress,
+def _read(
+    store: SqlStore, config: Config, jobs: Sequence[ReadJob], read_digest: str,
+    now: datetime, progress: _Progress,
 ) -> None:
-    """Store what reading one unit gave; a failure is recorded in its state and reported."""
+    """Read every job and store what it gave.
+
+    Outcomes arrive as units finish (live feeds are fetched and parsed concurrently). Their
+    items are prepared (normalized and analysed) in worker processes when the run is large,
+    and stored here as each source's preparation completes, while the others go on.
+    """
+    expected = sum(_expected_work(job) for job in jobs)
+    count = workers.processes()
+    pool = (workers.start_pool(count, preload=("aggregator.prepare",))
+            if count > 1 and expected >= _WORKERS_FROM_BYTES else None)
+    preparation = _Preparation(pool, config, now, limit=2 * count)
+    try:
+        for outcome in read_all(jobs, now, pool):
+            new_state = _handle_outcome(store, outcome, read_digest, now, progress)
+            if new_state is not None:
+                assert outcome.fetched is not None and outcome.fetched.items is not None
+                for done in preparation.submit(outcome, new_state, outcome.fetched.items):
+                    _store_prepared(store, done, now, progress)
+        for done in preparation.drain():
+            _store_prepared(store, done, now, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _expected_work(job: ReadJob) -> int:
+    """Bytes a job will likely bring to prepare (0 when its unit cannot tell)."""
+    estimate = getattr(job.unit, "expected_work", None)
+    return int(estimate(job.state, job.force)) if estimate is not None else 0
+
+
+def _handle_outcome(
+    store: SqlStore, outcome: ReadOutcome, read_digest: str, now: datetime,
+    progress: _Progress,
+) -> SourceState | None:
+    """Record a failure or an unchanged unit; for a unit with items, the state to save once
+    they are stored."""
     unit, state = outcome.job.unit, outcome.job.state
     if outcome.error is not None:
         failed = unit.failed(state, now, outcome.error)
@@ -154,7 +183,7 @@ def _store_outcome(
         if failed.failures > 1 or failed.next_attempt is not None:
             message += f" ({_failing_note(failed)})"
         _fail(progress, unit.name, message)
-        return
+        return None
     fetched = outcome.fetched
     assert fetched is not None
     new_state = replace(
@@ -165,36 +194,83 @@ def _store_outcome(
         # Saved with the others at the end of reading: one write instead of one per feed.
         progress.unchanged_states.append(new_state)
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
-        return
-    items = []
-    warnings: list[str] = []
-    unknown: dict[str, tuple[str, str, int]] = {}
-    for raw in fetched.items:
+        return None
+    return new_state
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A unit whose items were prepared (or whose preparation failed)."""
+
+    outcome: ReadOutcome
+    new_state: SourceState
+    prepared: Prepared | None
+    error: Exception | None = None
+
+
+class _Preparation:
+    """Prepares units' items in the worker pool (or here, without one), keeping at most
+    `limit` units under way so a fast reader does not pile up a slow preparer's input."""
+
+    def __init__(self, pool: Executor | None, config: Config, now: datetime, limit: int) -> None:
+        self._pool = pool
+        self._agencies = dict(config.agencies)
+        self._now = now
+        self._limit = max(1, limit)
+        self._underway: deque[tuple[ReadOutcome, SourceState, Future[Prepared]]] = deque()
+
+    def submit(self, outcome: ReadOutcome, new_state: SourceState,
+               raws: Sequence[RawItem]) -> Iterator[_Done]:
+        """Start preparing a unit's items; yields the units that finished meanwhile."""
+        if self._pool is None:
+            yield self._here(outcome, new_state, raws)
+            return
         try:
-            result = normalize(raw, directory, now)
-        except Exception as exc:  # one odd item must not cost the source its other items
-            log.debug("cannot normalize %s", raw.origin, exc_info=True)
-            warnings.append(f"{raw.origin}: item skipped: {exc!r}")
-            continue
-        warnings.extend(result.warnings)
-        if result.item is None:
-            continue
-        items.append(result.item)
-        if result.unknown_agency is not None:
-            origin, slug, count = unknown.get(result.unknown_agency, (raw.origin,
-                                                                      result.item.agency, 0))
-            unknown[result.unknown_agency] = (origin, slug, count + 1)
-    # One warning per unknown agency and source, not one per item.
-    warnings.extend(unknown_agency_warning(origin, label, slug, count)
-                    for label, (origin, slug, count) in unknown.items())
-    for warning in warnings:
-        log.warning("%s", warning)
-    progress.warnings.extend(warnings)
+            future = self._pool.submit(prepare, raws, self._agencies, self._now)
+        except Exception:  # a broken pool (a worker was killed): go on without it
+            log.debug("cannot submit to the worker pool", exc_info=True)
+            self._pool = None
+            yield self._here(outcome, new_state, raws)
+            return
+        self._underway.append((outcome, new_state, future))
+        while self._underway and (len(self._underway) > self._limit
+                                  or self._underway[0][2].done()):
+            yield self._collect()
+
+    def drain(self) -> Iterator[_Done]:
+        """Every unit still under way, as it finishes."""
+        while self._underway:
+            yield self._collect()
+
+    def _collect(self) -> _Done:
+        outcome, new_state, future = self._underway.popleft()
+        try:
+            return _Done(outcome, new_state, future.result())
+        except Exception as exc:  # a crashed worker or a bug costs this unit only
+            return _Done(outcome, new_state, None, exc)
+
+    def _here(self, outcome: ReadOutcome, new_state: SourceState,
+              raws: Sequence[RawItem]) -> _Done:
+        try:
+            return _Done(outcome, new_state, prepare(raws, self._agencies, self._now))
+        except Exception as exc:
+            return _Done(outcome, new_state, None, exc)
+
+
+def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Progress) -> None:
+    """Store a unit's prepared items; a failure is recorded in its state and reported."""
+    unit, state = done.outcome.job.unit, done.outcome.job.state
+    prepared = done.prepared
     try:
-        reconciled = store.reconcile(unit.source_id, items, now)
+        if prepared is None:
+            raise done.error or RuntimeError("no items prepared")
+        for warning in prepared.warnings:
+            log.warning("%s", warning)
+        progress.warnings.extend(prepared.warnings)
+        reconciled = store.reconcile(unit.source_id, prepared.items, now, prepared.serialized)
     except StoreError:
         raise  # the store itself is unusable: no other source would fare better
-    except Exception as exc:  # a bug storing one source's items must not stop the others
+    except Exception as exc:  # a bug with one source's items must not stop the others
         log.debug("cannot store the items of %s", unit.name, exc_info=True)
         first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         error = SourceError(unit.name, "internal error while storing its items: "
@@ -202,27 +278,40 @@ def _store_outcome(
         store.save_source_state(unit.failed(state, now, error))
         _fail(progress, unit.name, str(error))
         return
-    store.save_source_state(new_state)
+    store.save_source_state(done.new_state)
+    for position, item_id in zip(reconciled.new_positions, reconciled.new, strict=True):
+        progress.fresh[item_id] = _with_id(prepared.features[position], item_id)
     progress.new += len(reconciled.new)
     progress.changed.extend(reconciled.changed)
-    log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(items),
+    log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(prepared.items),
              len(reconciled.new), len(reconciled.changed), reconciled.gone)
-    progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(items)))
+    progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(prepared.items)))
 
 
-def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> None:
-    """Place new items in stories; re-rank the stories of edited items."""
+def _with_id(features: Any, item_id: str) -> dedup.Features:
+    return replace(features, item_id=item_id)  # type: ignore[no-any-return]
+
+
+def _deduplicate(
+    store: SqlStore, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
+) -> None:
+    """Place new items in stories (their features `fresh` from this run, or from the store
+    for items an interrupted run left unplaced); re-rank the stories of edited items."""
     pending = store.unassigned_items()
     if not pending and not changed:
         return  # nothing to place: a run of 304s never even loads dedup (and numpy)
     from aggregator import dedup
 
-    new_features = _analyse(store, pending)
+    timer = time.perf_counter()
+    new_features = [fresh[i] for i in pending if i in fresh]
+    new_features += _load_features(store, [i for i in pending if i not in fresh]).values()
     neighbourhood = _known_neighbourhood(store, config, new_features)
+    loaded = time.perf_counter()
     clustering = dedup.cluster(
         new_features, neighbourhood.features, neighbourhood.stories, config.dedup,
         common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
     )
+    clustered = time.perf_counter()
     members = dict(clustering.members)
     analysed = list(new_features)
     pending_ids = set(pending)
@@ -240,25 +329,22 @@ def _deduplicate(store: SqlStore, config: Config, changed: Sequence[str]) -> Non
     store.apply_stories(StoryPlan(
         members=members,
         notes=clustering.notes,
-        keys=dedup.keys_with_days(analysed),
-        features={f.item_id: f.to_json() for f in analysed},
+        index_rows=lambda: dedup.index_rows(analysed),
+        keyed_items=tuple(f.item_id for f in analysed if f.item_id not in fresh),
+        # This run's new items were stored with their features; the others were analysed now.
+        features={f.item_id: f.to_json() for f in analysed if f.item_id not in fresh},
     ))
+    log.debug("dedup new=%d known=%d neighbourhood=%.2fs cluster=%.2fs write=%.2fs",
+              len(new_features), len(neighbourhood.features), loaded - timer,
+              clustered - loaded, time.perf_counter() - clustered)
 
 
 def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
-    """Dedup features of stored items, read from the store in batches; a large run spreads
-    the analysis over every core (it is pure, so worker processes share nothing)."""
+    """Dedup features of stored items (edited ones, or an older run's), read in batches."""
     from aggregator import dedup
 
-    batches = [item_ids[i : i + _FEATURE_BATCH] for i in range(0, len(item_ids), _FEATURE_BATCH)]
-    workers = min(len(batches), os.cpu_count() or 1, _MAX_WORKERS)
-    if len(item_ids) < _PARALLEL_FROM or workers < 2:
-        return [f for batch in batches for f in dedup.extract_many(store.items(batch))]
-    context = multiprocessing.get_context("fork" if "fork" in
-                                          multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending = [pool.submit(dedup.extract_many, store.items(batch)) for batch in batches]
-        return [f for future in pending for f in future.result()]
+    return [f for start in range(0, len(item_ids), _FEATURE_BATCH)
+            for f in dedup.extract_many(store.items(item_ids[start : start + _FEATURE_BATCH]))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +363,8 @@ def _known_neighbourhood(
     """Stored items that may report the same story as a new item, with their stories."""
     from aggregator import dedup
 
-    if not new_features:
-        return _Neighbourhood()
+    if not new_features or not store.has_index():
+        return _Neighbourhood()  # a first run: every item is new, none stored to compare
     keys = {key for f in new_features for key in dedup.blocking_keys(f)}
     days = [f.day for f in new_features]
     window = int(config.dedup.window_days) + 1
@@ -305,7 +391,7 @@ def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.
     from aggregator import dedup
 
     stored = store.features(item_ids)
-    result = {i: dedup.Features.from_json(text) for i, text in stored.items()}
+    result = {i: dedup.Features.from_json(text, i) for i, text in stored.items()}
     missing = [i for i in item_ids if i not in result]
     result.update({f.item_id: f for f in _analyse(store, missing)})
     return result

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 STORY_NAMESPACE = uuid.UUID("6f1d3c52-4e0b-5a8e-9b7c-2d4f6a8b0c1e")
 """Namespace of story GUIDs: uuid5(namespace, founding item id), stable for a fresh store too."""
 
+_KEY_ROWS_AT_ONCE = 50_000
+"""Index rows inserted per statement: bounds memory on a large first run."""
 _CHUNK = 500
 """Rows per IN (...) list: well under SQLite's variable limit and PostgreSQL's comfort."""
 
@@ -186,6 +188,8 @@ class ReconcileResult:
     """What one source's items did to the store."""
 
     new: tuple[str, ...] = ()
+    new_positions: tuple[int, ...] = ()
+    """For each new id, the position of its item in the list given to `reconcile`."""
     changed: tuple[str, ...] = ()
     unchanged: int = 0
     gone: int = 0
@@ -208,8 +212,11 @@ class StoryPlan:
     members: Mapping[str, tuple[str, ...]]
     """story id -> item ids, canonical first (the whole membership of each touched story)."""
     notes: tuple[MatchNote, ...] = ()
-    keys: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
-    """item id -> blocking keys with the item's day, for later incremental runs."""
+    index_rows: Callable[[], Iterable[tuple[str, str, int | None]]] | None = None
+    """The blocking index rows (key, item id, day) of `keyed_items`, for later incremental
+    runs; produced lazily, so a large run never holds them all at once."""
+    keyed_items: tuple[str, ...] = ()
+    """Items whose index rows `index_rows` replaces."""
     features: Mapping[str, str] = field(default_factory=dict)
     """item id -> serialized dedup features, so stored items are not analysed again."""
 
@@ -223,12 +230,14 @@ class Store(Protocol):
     def save_source_state(self, state: SourceState) -> None: ...
     def save_source_states(self, states: Sequence[SourceState]) -> None: ...
     def reconcile(
-        self, source_id: str, found: Sequence[Item], now: datetime
+        self, source_id: str, found: Sequence[Item], now: datetime,
+        features: Sequence[str | None] | None = None,
     ) -> ReconcileResult: ...
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]: ...
     def features(self, item_ids: Iterable[str]) -> dict[str, str]: ...
     def candidates(self, keys: Iterable[str], days: tuple[int, int] | None,
                    limit_per_key: int) -> Candidates: ...
+    def has_index(self) -> bool: ...
     def stories_of(self, item_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
     def apply_stories(self, plan: StoryPlan) -> None: ...
     def unassigned_items(self) -> list[str]: ...
@@ -390,10 +399,14 @@ class SqlStore:
 
     # -- items ----------------------------------------------------------------------------
 
-    def reconcile(self, source_id: str, found: Sequence[Item], now: datetime) -> ReconcileResult:
+    def reconcile(
+        self, source_id: str, found: Sequence[Item], now: datetime,
+        features: Sequence[str | None] | None = None,
+    ) -> ReconcileResult:
         """Record what a source lists now: new items get ids, edited ones keep theirs.
 
         Items the source no longer lists stay stored (and published) but are marked absent.
+        `features` (serialized dedup features, per item of `found`) are stored with new items.
         """
         with self._tx() as conn:
             stored = [
@@ -417,7 +430,8 @@ class SqlStore:
             changed_ids: list[str] = []
             new_ids = self._new_ids(conn, [found[i] for i in unmatched])
             for index, item_id in zip(unmatched, new_ids, strict=True):
-                new_rows.append(_item_row(found[index], item_id, now))
+                new_rows.append(_item_row(found[index], item_id, now,
+                                          features[index] if features else None))
             for index, row in matches.items():
                 item = found[index]
                 digest = _digest(item)
@@ -444,6 +458,7 @@ class SqlStore:
                 _bump_generation(conn)
         return ReconcileResult(
             new=tuple(new_ids),
+            new_positions=tuple(unmatched),
             changed=tuple(changed_ids),
             unchanged=len(matches) - len(changed_ids),
             gone=len(gone),
@@ -586,6 +601,11 @@ class SqlStore:
             common=frozenset(k for k, v in result.items() if len(v) > limit_per_key),
         )
 
+    def has_index(self) -> bool:
+        """Whether any item is in the blocking index yet (not on a first run)."""
+        with self._tx() as conn:
+            return conn.execute(sa.select(dedup_keys.c.key).limit(1)).first() is not None
+
     def stories_of(self, item_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
         """The stories these items belong to, each with its whole membership."""
         story_ids: set[str] = set()
@@ -649,13 +669,17 @@ class SqlStore:
                      "merged": n.merged, "reasons": json.dumps(list(n.reasons))}
                     for n in _unique_notes(plan.notes)
                 ])
-            if plan.keys:
-                for chunk in _chunks(sorted(plan.keys)):
+            if plan.keyed_items:
+                for chunk in _chunks(sorted(plan.keyed_items)):
                     conn.execute(dedup_keys.delete().where(dedup_keys.c.item_id.in_(chunk)))
-                _bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), [
-                    (key_hash(key), item_id, day)
-                    for item_id, pairs in plan.keys.items() for key, day in pairs
-                ])
+            if plan.index_rows is not None:
+                rows: list[tuple[int, str, int | None]] = []
+                for key, item_id, day in plan.index_rows():
+                    rows.append((key_hash(key), item_id, day))
+                    if len(rows) >= _KEY_ROWS_AT_ONCE:
+                        _bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
+                        rows = []
+                _bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
             if changed_stories:
                 _bump_generation(conn)
 
@@ -945,10 +969,10 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
-def _item_row(item: Item, item_id: str, now: datetime) -> dict[str, Any]:
+def _item_row(item: Item, item_id: str, now: datetime, features: str | None) -> dict[str, Any]:
     return {
         **_item_values(item), "item_id": item_id, "first_seen": now, "digest": _digest(item),
-        "present": True, "story_id": None, "features": None,
+        "present": True, "story_id": None, "features": features,
     }
 
 

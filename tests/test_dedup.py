@@ -164,7 +164,7 @@ def test_story_id_is_stable_when_members_join() -> None:
 
 def test_features_survive_the_store_round_trip() -> None:
     for f in dedup.extract_many(seed_items()):
-        assert dedup.Features.from_json(f.to_json()) == f
+        assert dedup.Features.from_json(f.to_json(), f.item_id) == f
 
 
 # -- hostile and odd input ---------------------------------------------------------------

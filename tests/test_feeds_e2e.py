@@ -548,7 +548,7 @@ def test_many_feeds_parse_in_worker_processes_beside_other_threads(
     from aggregator.sources.feed import PARALLEL_PARSE_MIN_FEEDS
 
     assert threading.active_count() > 1
-    caplog.set_level(logging.DEBUG, logger="aggregator.sources.feed")
+    caplog.set_level(logging.DEBUG, logger="aggregator.workers")
     paths = [f"/many/{n}" for n in range(PARALLEL_PARSE_MIN_FEEDS + 2)]
     for number, path in enumerate(paths):
         loopback.expect_request(path).respond_with_data(one_story_feed(f"many{number}", number))

@@ -151,8 +151,9 @@ def test_candidates_respect_the_day_window_and_key_cap(store: SqlStore) -> None:
                           NOW).new
     store.apply_stories(StoryPlan(
         members={f"s{n}": (i,) for n, i in enumerate(ids)},
-        keys={ids[0]: (("nrutte", 100),), ids[1]: (("nrutte", 120),),
-              ids[2]: (("nrutte", None), ("tcommon", 100)), ids[3]: (("tcommon", 101),)},
+        index_rows=lambda: [("nrutte", ids[0], 100), ("nrutte", ids[1], 120),
+                      ("nrutte", ids[2], None), ("tcommon", ids[2], 100),
+                      ("tcommon", ids[3], 101)],
     ))
     hits = store.candidates(["nrutte", "tcommon"], (95, 105), limit_per_key=5)
     assert hits.items["nrutte"] == {ids[0], ids[2]}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,13 +80,16 @@ class ReadOutcome:
 
 
 BatchReader = Callable[
-    [Sequence[ReadJob], datetime], AbstractContextManager[Iterator[ReadOutcome]]
+    [Sequence[ReadJob], datetime, Executor | None], AbstractContextManager[Iterator[ReadOutcome]]
 ]
 """A unit class's optional `read_many`: starts reading all its jobs on entering (live feeds
-fetch and parse concurrently) and gives their outcomes as they finish."""
+fetch and parse concurrently, in the run's worker processes when it has them) and gives
+their outcomes as they finish."""
 
 
-def read_all(jobs: Sequence[ReadJob], now: datetime) -> Iterator[ReadOutcome]:
+def read_all(
+    jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None
+) -> Iterator[ReadOutcome]:
     """Read every job, yielding each outcome as it is ready.
 
     Jobs of a unit class with a `read_many` go to it together and proceed in the
@@ -103,7 +107,7 @@ def read_all(jobs: Sequence[ReadJob], now: datetime) -> Iterator[ReadOutcome]:
         underway: list[Iterator[ReadOutcome]] = []
         for read_many, batch in batches.items():
             try:
-                underway.append(stack.enter_context(read_many(batch, now)))
+                underway.append(stack.enter_context(read_many(batch, now, pool)))
             except Exception as exc:  # an adapter that cannot start costs only its units
                 log.debug("cannot start reading %d units", len(batch), exc_info=True)
                 underway.append(iter([ReadOutcome(job, error=SourceError(

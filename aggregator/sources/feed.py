@@ -18,17 +18,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import multiprocessing
-import multiprocessing.context
-import os
 import queue
 import random
-import threading
-import time
 import xml.sax
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -36,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from aggregator import workers
 from aggregator.config import Config, FeedSource, FetchConfig, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.markup import html_to_text
@@ -48,6 +44,7 @@ from aggregator.store import SourceState
 log = logging.getLogger(__name__)
 
 PARALLEL_PARSE_MIN_FEEDS = 8
+_TYPICAL_FEED_BYTES = 100_000
 """Below this many feeds in a run, parsing in the fetching threads beats starting processes."""
 
 _DUE_SLACK = 60.0
@@ -118,10 +115,19 @@ class FeedUnit:
 
     @staticmethod
     @contextmanager
-    def read_many(jobs: Sequence[ReadJob], now: datetime) -> Iterator[Iterator[ReadOutcome]]:
-        """Fetch and parse many feeds concurrently; the outcomes come as each is ready."""
-        with _FeedBatch(jobs, now) as batch:
+    def read_many(
+        jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None
+    ) -> Iterator[Iterator[ReadOutcome]]:
+        """Fetch and parse many feeds concurrently (parsing in `pool`'s worker processes, or
+        in workers of its own); the outcomes come as each is ready."""
+        with _FeedBatch(jobs, now, pool) as batch:
             yield batch.outcomes()
+
+    def expected_work(self, state: SourceState | None, force: bool) -> int:
+        """Bytes of document this run will likely parse: a feed asked without validators
+        sends one; with them, it mostly answers 304."""
+        sends_document = force or state is None or not (state.etag or state.last_modified)
+        return _TYPICAL_FEED_BYTES if sends_document else 0
 
     # -- what a response does to the state ------------------------------------------------
 
@@ -158,22 +164,23 @@ class FeedUnit:
 class _FeedBatch:
     """The fetch threads, the parse workers and the queue their outcomes arrive on."""
 
-    def __init__(self, jobs: Sequence[ReadJob], now: datetime) -> None:
+    def __init__(self, jobs: Sequence[ReadJob], now: datetime, pool: Executor | None) -> None:
         self._jobs = _interleave_hosts(jobs)
         self._now = now
         self._results: queue.Queue[ReadOutcome] = queue.Queue()
         self._stack = ExitStack()
-        self._parsers: Executor | None = None
+        self._parsers: Executor | None = pool
 
     def __enter__(self) -> _FeedBatch:
         if not self._jobs:
             return self
         policy = self._feed(self._jobs[0]).policy
         with self._stack as stack:
-            workers = _parse_processes()
-            if workers > 1 and _expected_documents(self._jobs) >= PARALLEL_PARSE_MIN_FEEDS:
+            count = workers.processes()
+            if (self._parsers is None and count > 1
+                    and _expected_documents(self._jobs) >= PARALLEL_PARSE_MIN_FEEDS):
                 # Before any fetch thread exists: a forked worker copies no held lock.
-                self._parsers = _start_parse_workers(workers)
+                self._parsers = workers.start_pool(count, preload=(__name__,))
                 if self._parsers is not None:
                     stack.callback(self._parsers.shutdown, wait=True, cancel_futures=True)
             fetcher = stack.enter_context(Fetcher(policy))
@@ -282,56 +289,6 @@ def _interleave_hosts(jobs: Sequence[ReadJob]) -> list[ReadJob]:
     for round_ in range(max((len(q) for q in queues), default=0)):
         ordered.extend(q[round_] for q in queues if round_ < len(q))
     return ordered
-
-
-def _parse_processes() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _start_parse_workers(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of parse workers, already running; None if none could start (then the fetch
-    threads parse, slower but working).
-
-    Forked when no other thread runs: fast (the modules are loaded already) and it never
-    re-imports the program's main module. With other threads about (the daemon's), forking
-    could copy a lock some thread holds, so workers come from a fork server instead.
-    """
-    context: multiprocessing.context.BaseContext
-    pool = None
-    try:
-        if threading.active_count() == 1:
-            context = multiprocessing.get_context("fork")
-        else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent)
-        # A fork pool starts all its workers on the first task: let that happen here, while
-        # this is still the only thread.
-        pool.submit(int).result()
-    except Exception as exc:  # no fork here, or a main module that cannot be imported again
-        log.warning("cannot start parse worker processes (%r); parsing in threads", exc)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        return None
-    log.debug("parse workers=%d start=%s", workers, context.get_start_method())
-    return pool
-
-
-def _exit_with_parent() -> None:
-    """Parse-worker initializer: leave as soon as the process that started this worker is
-    gone. A killed run would otherwise leave its idle workers waiting for ever: each holds
-    the writing end of its own task pipe, so it never sees the pipe close."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="newswire-parent-watch", daemon=True).start()
 
 
 # -- parsing (pure; runs in worker processes) ---------------------------------------------

@@ -54,6 +54,11 @@ def expand_source(source: SourceConfig, config: Config) -> Sequence[SeedFileUnit
     ]
 
 
+def _signature(stat: os.stat_result) -> str:
+    """Size, mtime and inode: a file with the same signature is taken as unchanged."""
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+
+
 def _display(path: Path) -> str:
     """The path as a user would type it: relative to the working directory when inside it."""
     relative = os.path.relpath(path)
@@ -72,11 +77,20 @@ class SeedFileUnit:
         """Seed files are read on every run (cheaply skipped when unchanged)."""
         return True
 
+    def expected_work(self, state: SourceState | None, force: bool) -> int:
+        """Bytes this run will likely read: the file's size, unless it looks unchanged."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return 0
+        unchanged = state is not None and not force and state.signature == _signature(stat)
+        return 0 if unchanged else stat.st_size
+
     def read(self, state: SourceState | None, now: datetime, *, force: bool) -> Fetched:
         """Parse the file unless the state shows it unchanged."""
         try:
             stat = self.path.stat()
-            signature = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
+            signature = _signature(stat)
             if state is not None and not force and state.signature == signature:
                 return Fetched(None, state)
             data = self.path.read_bytes()
