@@ -720,6 +720,31 @@ _MIN_CANDIDATE_OVERLAP = 1.0
 """Weighted keys a candidate must share: one rare name, or several commoner words."""
 
 
+def stored_candidates(
+    new: Sequence[Features], holders: Mapping[str, Iterable[str]], config: DedupConfig
+) -> set[str]:
+    """The stored items worth comparing with new ones, chosen as the in-memory index
+    chooses: the best `candidate_limit` per new item by rarity-weighted shared keys.
+
+    `holders` maps each key (under the cap) to the stored items that hold it.
+    """
+    chosen: set[str] = set()
+    for f in new:
+        scores: dict[str, float] = {}
+        for key in blocking_keys(f):
+            items = holders.get(key)
+            if not items:
+                continue
+            ids = list(items)
+            weight = 2.0 if is_strong_key(key) else rarity(len(ids)) * _specificity(key)
+            for item_id in ids:
+                scores[item_id] = scores.get(item_id, 0.0) + weight
+        ranked = sorted((s for s in scores.items() if s[1] >= _MIN_CANDIDATE_OVERLAP),
+                        key=lambda s: (-s[1], s[0]))
+        chosen.update(item_id for item_id, _ in ranked[: config.candidate_limit])
+    return chosen
+
+
 def cluster(
     new: Sequence[Features],
     known: Sequence[Features],

@@ -372,8 +372,9 @@ def _known_neighbourhood(
     span = None if len(dated) < len(days) else (min(dated) - window, max(dated) + window)
     hits = store.candidates(keys, span, config.dedup.key_cap)
     new_ids = {f.item_id for f in new_features}
-    candidate_ids = {i for ids in hits.items.values() for i in ids} - new_ids
-    counts = {key: len(ids - new_ids) for key, ids in hits.items.items()}
+    holders = {key: ids - new_ids for key, ids in hits.items.items()}
+    candidate_ids = dedup.stored_candidates(new_features, holders, config.dedup)
+    counts = {key: len(ids) for key, ids in holders.items()}
     if not candidate_ids:
         return _Neighbourhood(key_counts=counts, common_keys=hits.common)
     memberships = store.stories_of(candidate_ids)

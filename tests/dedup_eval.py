@@ -106,17 +106,46 @@ def cluster_cold(items: Sequence[StoredItem], config: DedupConfig) -> dict[str, 
 
 
 def cluster_incremental(items: Sequence[StoredItem], config: DedupConfig) -> dict[str, str]:
-    """Cluster day by day, each day's items against the stories so far (a daemon's runs)."""
+    """Cluster day by day, each day's items against the stories so far, the way the pipeline
+    does it: stored candidates chosen through the blocking keys, then their stories."""
     features = {f.item_id: f for f in dedup.extract_many(items)}
-    batches: dict[object, list[dedup.Features]] = {}
+    batches: dict[int, list[dedup.Features]] = {}
     for f in features.values():
         batches.setdefault(f.day if f.day is not None else 10**9, []).append(f)
     stories: dict[str, tuple[str, ...]] = {}
-    for day in sorted(batches, key=lambda d: (d is None, d)):
-        known = [features[i] for ids in stories.values() for i in ids]
-        result = dedup.cluster(batches[day], known, stories, config)
+    story_of: dict[str, str] = {}
+    holders: dict[str, set[str]] = {}
+    for day in sorted(batches):
+        new = batches[day]
+        near = _near(holders, features, new, config)
+        chosen = dedup.stored_candidates(new, near, config)
+        neighbourhood = {story_of[i]: stories[story_of[i]] for i in chosen}
+        known = [features[i] for ids in neighbourhood.values() for i in ids]
+        result = dedup.cluster(new, known, neighbourhood, config,
+                               stored_counts={k: len(ids) for k, ids in near.items()})
         stories.update(result.members)
+        for story_id, ids in result.members.items():
+            story_of.update(dict.fromkeys(ids, story_id))
+        for f in new:
+            for key in dedup.blocking_keys(f):
+                holders.setdefault(key, set()).add(f.item_id)
     return {i: s for s, ids in stories.items() for i in ids}
+
+
+def _near(holders: dict[str, set[str]], features: dict[str, dedup.Features],
+          new: Sequence[dedup.Features], config: DedupConfig) -> dict[str, set[str]]:
+    """What the store's candidate query returns: holders of the new items' keys within the
+    window of their days (undated items always), keys over the cap left out."""
+    days = [f.day for f in new if f.day is not None]
+    span = (min(days) - config.window_days - 1, max(days) + config.window_days + 1) \
+        if len(days) == len(new) else None
+    found: dict[str, set[str]] = {}
+    for key in {k for f in new for k in dedup.blocking_keys(f)}:
+        ids = {i for i in holders.get(key, ()) if span is None or features[i].day is None
+               or span[0] <= features[i].day <= span[1]}  # type: ignore[operator]
+        if ids and len(ids) <= config.key_cap:
+            found[key] = ids
+    return found
 
 
 def score(assignment: dict[str, str], labels: Labels) -> Score:
