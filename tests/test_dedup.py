@@ -226,3 +226,22 @@ def test_undated_items_are_compared_without_a_window() -> None:
                            "seizure of 4.2 tonnes of cocaine.", day=None),
                       first_seen=NOW + timedelta(days=400))
     assert len(stories_of([dated, undated])) == 1
+
+
+def test_stored_candidates_need_a_rare_shared_key_not_just_any_key() -> None:
+    report = make("new", "Secretary General meets President Milatović of Montenegro",
+                  "On Wednesday 4 December 2024, Mark Rutte met Jakov Milatović in Brussels.")
+    advisory = make("adv", "NATO Secretary General to meet the President of Montenegro",
+                    "On Wednesday 4 December 2024, Mark Rutte will meet Jakov Milatović.")
+    unrelated = [make(f"u{n}", f"Ministers discuss Ukraine, meeting {n}",
+                      f"Ministers met in Brussels on day {n} to discuss air defence.", day=3)
+                 for n in range(30)]
+    features = dedup.extract_many([report, advisory, *unrelated])
+    new, stored = features[0], features[1:]
+    holders: dict[str, set[str]] = {}
+    for f in stored:
+        for key in dedup.blocking_keys(f):
+            holders.setdefault(key, set()).add(f.item_id)
+    chosen = dedup.stored_candidates([new], holders, CONFIG)
+    assert "adv" in chosen
+    assert len(chosen) < 5, chosen  # "Brussels" alone, shared by 30 items, picks none
