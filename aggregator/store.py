@@ -150,7 +150,8 @@ dedup_keys = sa.Table(
     sa.Column("day", sa.Integer),
 )
 sa.Index("ix_dedup_keys_key", dedup_keys.c.key, dedup_keys.c.day)
-sa.Index("ix_dedup_keys_item", dedup_keys.c.item_id)
+# No index on item_id: only an edited item's keys are deleted by it (rare), while every
+# first-run insert would pay for keeping it.
 
 
 def _create_initial_schema(conn: Connection) -> None:
@@ -584,22 +585,33 @@ class SqlStore:
         apart: it is reported in `common` instead.
         """
         by_hash = {key_hash(k): k for k in keys}
+        in_range = (sa.or_(dedup_keys.c.day.between(*days), dedup_keys.c.day.is_(None))
+                    if days is not None else sa.true())
+        common: set[str] = set()
+        wanted: list[int] = []
         result: dict[str, set[str]] = defaultdict(set)
         with self._tx() as conn:
+            # Count first (inside the index), so a common key's thousands of postings are
+            # never fetched only to be dropped.
             for chunk in _chunks(sorted(by_hash)):
-                query = sa.select(dedup_keys.c.key, dedup_keys.c.item_id).where(
-                    dedup_keys.c.key.in_(chunk)
+                counts = conn.execute(
+                    sa.select(dedup_keys.c.key, sa.func.count())
+                    .where(dedup_keys.c.key.in_(chunk), in_range)
+                    .group_by(dedup_keys.c.key)
                 )
-                if days is not None:
-                    query = query.where(
-                        sa.or_(dedup_keys.c.day.between(*days), dedup_keys.c.day.is_(None))
-                    )
-                for hashed, item_id in conn.execute(query):
+                for hashed, count in counts:
+                    if count > limit_per_key:
+                        common.add(by_hash[hashed])
+                    else:
+                        wanted.append(hashed)
+            for chunk in _chunks(wanted):
+                rows = conn.execute(
+                    sa.select(dedup_keys.c.key, dedup_keys.c.item_id)
+                    .where(dedup_keys.c.key.in_(chunk), in_range)
+                )
+                for hashed, item_id in rows:
                     result[by_hash[hashed]].add(item_id)
-        return Candidates(
-            items={k: v for k, v in result.items() if len(v) <= limit_per_key},
-            common=frozenset(k for k, v in result.items() if len(v) > limit_per_key),
-        )
+        return Candidates(items=dict(result), common=frozenset(common))
 
     def has_index(self) -> bool:
         """Whether any item is in the blocking index yet (not on a first run)."""

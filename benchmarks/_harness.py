@@ -67,14 +67,15 @@ def timed(command: Sequence[str], cwd: Path | None = None,
     return Run(wall, usage.ru_maxrss / 1024, process.returncode, stderr)
 
 
-def corpus(items: int, seed: int = 7) -> Path:
-    """A synthetic seed corpus of `items` items (generated once, then reused)."""
-    directory = WORK / f"corpus-{items}-{seed}"
+def corpus(items: int, seed: int = 7, days: int = 365) -> Path:
+    """A synthetic seed corpus of `items` items over `days` days (generated once, reused)."""
+    directory = WORK / (f"corpus-{items}-{seed}" + ("" if days == 365 else f"-{days}d"))
     if not (directory / ".complete").exists():
         shutil.rmtree(directory, ignore_errors=True)
         subprocess.run(
             [sys.executable, str(ROOT / "benchmarks" / "gen_seeds.py"), "--items", str(items),
-             "--out", str(directory / "seeds"), "--seed", str(seed), "--truth",
+             "--out", str(directory / "seeds"), "--seed", str(seed), "--days", str(days),
+             "--truth",
              str(directory / "truth.json")],
             check=True, stdout=subprocess.DEVNULL,
         )

@@ -7,9 +7,12 @@ Figures of issue 4 (targets in brackets):
 - cold clustering of 100,000 items [dedup step <= 30 s, peak RSS <= 1 GB].
 
 The corpus is generated in date order, 1,000 items a file, so the last file holds the
-newest items: the store is built from the other files, then the last one arrives.
+newest items: the store is built from the other files, then the last one arrives. A larger
+store is a longer history at the same pace (about 27 items a day: 10k items over a year,
+100k over ten), so the window around the new items holds as many stored items; with
+`--same-span` every store covers one year, ten times denser at 100k.
 
-    python benchmarks/bench_incremental.py [--stored 10000 100000]
+    python benchmarks/bench_incremental.py [--stored 10000 100000] [--same-span]
 """
 
 from __future__ import annotations
@@ -23,10 +26,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stored", type=int, nargs="*", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3, help="incremental runs (median)")
+    parser.add_argument("--same-span", action="store_true",
+                        help="every store covers one year (denser as it grows)")
     args = parser.parse_args()
     dedup_by_size: dict[int, float] = {}
     for stored in args.stored:
-        files = sorted(corpus(stored + 1000, seed=11).glob("*.txt"))
+        days = 365 if args.same_span else max(365, 365 * stored // 10_000)
+        files = sorted(corpus(stored + 1000, seed=11, days=days).glob("*.txt"))
         old, new = files[:-1], files[-1]
         root = workspace(f"incremental-{stored}", old)
         incremental = []
