@@ -42,7 +42,7 @@ STORY_NAMESPACE = uuid.UUID("6f1d3c52-4e0b-5a8e-9b7c-2d4f6a8b0c1e")
 """Namespace of story GUIDs: uuid5(namespace, founding item id), stable for a fresh store too."""
 
 _EPOCH = date(1970, 1, 1)
-_LEAD_CHARS = 1500
+_LEAD_CHARS = 1100
 """How much of a text the features read: the lead carries the story, and a 2 MB body costs
 no more than a short one."""
 _OPENING_CHARS = 600

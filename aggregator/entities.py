@@ -165,9 +165,14 @@ def title_cased(title: str) -> bool:
 
 
 def mostly_upper(text: str) -> bool:
-    """True for all-caps text, whose capitals say nothing about names."""
-    letters = len(_LETTER.findall(text))
-    return letters >= 8 and len(_UPPER_LETTER.findall(text)) > 0.6 * letters
+    """True for all-caps text, whose capitals say nothing about names (judged on its start:
+    an all-caps text is all caps from the first line)."""
+    sample = text[:_CASE_SAMPLE]
+    letters = len(_LETTER.findall(sample))
+    return letters >= 8 and len(_UPPER_LETTER.findall(sample)) > 0.6 * letters
+
+
+_CASE_SAMPLE = 300
 
 
 def _character_class(test: str) -> str:

@@ -7,10 +7,24 @@ so the CLI can print it as it is, without a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class AggregatorError(Exception):
     """Base of every error the aggregator raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross from worker processes to the run: rebuild them with their
+        # attributes, not by calling __init__ with the message alone.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[AggregatorError], args: tuple[Any, ...],
+             attributes: dict[str, Any]) -> AggregatorError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(attributes)
+    return error
 
 
 class ConfigError(AggregatorError):

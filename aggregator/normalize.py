@@ -46,6 +46,8 @@ _MULTI_SPACE = re.compile(r" {2,}")
 # "information.A central hub": a sentence glued to the next when a page was flattened.
 _GLUED_SENTENCE = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z])")
 _LEADING_PUNCTUATION = re.compile(r"^[,;:]\s+")
+# Anything but letters, digits and combining marks (punctuation, symbols, "_").
+_NOT_WORD = re.compile(r"[^\w\u0300-\u036f\u0900-\u0dff]|_")
 _ELLIPSIS_END = re.compile(r"(?:…|\.\.\.|\[(?:…|\.\.\.)\]|\((?:…|\.\.\.)\))\s*$")
 _TITLE_LIMIT = 90
 
@@ -255,10 +257,7 @@ def title_from_text(text: str) -> str:
 def title_key(title: str) -> str:
     """Casefolded words of a title, punctuation and symbols dropped."""
     folded = unicodedata.normalize("NFKC", title).casefold()
-    kept = "".join(
-        ch if not unicodedata.category(ch).startswith(("P", "S")) else " " for ch in folded
-    )
-    return " ".join(kept.split())
+    return " ".join(_NOT_WORD.sub(" ", folded).split())
 
 
 def is_truncated(text: str) -> bool:

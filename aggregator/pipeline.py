@@ -7,6 +7,7 @@ that shapes the output changed since the last publish (and the files are all the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -149,13 +150,19 @@ def _read(
     pool = (workers.start_pool(count, preload=("aggregator.prepare",))
             if count > 1 and expected >= _WORKERS_FROM_BYTES else None)
     preparation = _Preparation(pool, config, now, limit=2 * count)
+    preparer = functools.partial(prepare, agencies=dict(config.agencies), now=now)
     try:
-        for outcome in read_all(jobs, now, pool):
+        for outcome in read_all(jobs, now, pool, preparer):
             new_state = _handle_outcome(store, outcome, read_digest, now, progress)
-            if new_state is not None:
-                assert outcome.fetched is not None and outcome.fetched.items is not None
-                for done in preparation.submit(outcome, new_state, outcome.fetched.items):
-                    _store_prepared(store, done, now, progress)
+            if new_state is None:
+                continue
+            fetched = outcome.fetched
+            assert fetched is not None and fetched.items is not None
+            if fetched.prepared is not None:  # the worker that read it prepared it too
+                _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
+                continue
+            for done in preparation.submit(outcome, new_state, fetched.items):
+                _store_prepared(store, done, now, progress)
         for done in preparation.drain():
             _store_prepared(store, done, now, progress)
     finally:

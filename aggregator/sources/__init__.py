@@ -20,6 +20,7 @@ from typing import Protocol
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.model import RawItem
+from aggregator.prepare import Prepared
 from aggregator.store import SourceState
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,12 @@ class Fetched:
 
     items: Sequence[RawItem] | None
     state: SourceState
+    prepared: Prepared | None = None
+    """The items already prepared (normalized and analysed) by the worker that read them."""
+
+
+Preparer = Callable[[Sequence[RawItem]], Prepared]
+"""Prepares a unit's items; picklable, so a worker that reads a unit can prepare it too."""
 
 
 class SourceUnit(Protocol):
@@ -80,15 +87,17 @@ class ReadOutcome:
 
 
 BatchReader = Callable[
-    [Sequence[ReadJob], datetime, Executor | None], AbstractContextManager[Iterator[ReadOutcome]]
+    [Sequence[ReadJob], datetime, Executor | None, Preparer | None],
+    AbstractContextManager[Iterator[ReadOutcome]],
 ]
 """A unit class's optional `read_many`: starts reading all its jobs on entering (live feeds
-fetch and parse concurrently, in the run's worker processes when it has them) and gives
-their outcomes as they finish."""
+fetch and parse concurrently; with the run's worker processes, the worker that reads a unit
+also prepares its items) and gives their outcomes as they finish."""
 
 
 def read_all(
-    jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None
+    jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None,
+    preparer: Preparer | None = None,
 ) -> Iterator[ReadOutcome]:
     """Read every job, yielding each outcome as it is ready.
 
@@ -107,7 +116,7 @@ def read_all(
         underway: list[Iterator[ReadOutcome]] = []
         for read_many, batch in batches.items():
             try:
-                underway.append(stack.enter_context(read_many(batch, now, pool)))
+                underway.append(stack.enter_context(read_many(batch, now, pool, preparer)))
             except Exception as exc:  # an adapter that cannot start costs only its units
                 log.debug("cannot start reading %d units", len(batch), exc_info=True)
                 underway.append(iter([ReadOutcome(job, error=SourceError(

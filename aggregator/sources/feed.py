@@ -37,7 +37,8 @@ from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.markup import html_to_text
 from aggregator.model import RawItem
 from aggregator.normalize import title_key
-from aggregator.sources import Fetched, ReadJob, ReadOutcome
+from aggregator.prepare import Prepared
+from aggregator.sources import Fetched, Preparer, ReadJob, ReadOutcome
 from aggregator.sources._http import Fetcher, Response, Validators
 from aggregator.store import SourceState
 
@@ -116,11 +117,13 @@ class FeedUnit:
     @staticmethod
     @contextmanager
     def read_many(
-        jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None
+        jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None,
+        preparer: Preparer | None = None,
     ) -> Iterator[Iterator[ReadOutcome]]:
-        """Fetch and parse many feeds concurrently (parsing in `pool`'s worker processes, or
-        in workers of its own); the outcomes come as each is ready."""
-        with _FeedBatch(jobs, now, pool) as batch:
+        """Fetch and parse many feeds concurrently (parsing in `pool`'s worker processes,
+        which then also prepare the items with `preparer`, or in workers of its own); the
+        outcomes come as each is ready."""
+        with _FeedBatch(jobs, now, pool, preparer if pool is not None else None) as batch:
             yield batch.outcomes()
 
     def expected_work(self, state: SourceState | None, force: bool) -> int:
@@ -164,12 +167,14 @@ class FeedUnit:
 class _FeedBatch:
     """The fetch threads, the parse workers and the queue their outcomes arrive on."""
 
-    def __init__(self, jobs: Sequence[ReadJob], now: datetime, pool: Executor | None) -> None:
+    def __init__(self, jobs: Sequence[ReadJob], now: datetime, pool: Executor | None,
+                 preparer: Preparer | None) -> None:
         self._jobs = _interleave_hosts(jobs)
         self._now = now
         self._results: queue.Queue[ReadOutcome] = queue.Queue()
         self._stack = ExitStack()
         self._parsers: Executor | None = pool
+        self._preparer = preparer
 
     def __enter__(self) -> _FeedBatch:
         if not self._jobs:
@@ -221,7 +226,8 @@ class _FeedBatch:
                 return
             request = ParseRequest.of(unit, response)
             try:
-                future = self._parsers.submit(parse_feed, request) if self._parsers else None
+                future = self._parsers.submit(parse_and_prepare, request, self._preparer) \
+                    if self._parsers else None
             except BrokenProcessPool:  # a worker died earlier in the run: go on without
                 future = None
             if future is None:
@@ -252,6 +258,7 @@ class _FeedBatch:
     def _parsed_in_worker(
         self, job: ReadJob, response: Response, done: Future[ParsedFeed]
     ) -> ReadOutcome:
+        # The worker returns the parsed feed with its items prepared, when it could.
         try:
             return self._parsed(job, response, done.result())
         except Exception as exc:  # a crashed worker (BrokenProcessPool) or a bug
@@ -265,7 +272,7 @@ class _FeedBatch:
         if parsed.error is not None:
             return ReadOutcome(job, error=ParseError(unit.name, None, parsed.error))
         state = unit.fetched_state(job.state, self._now, response)
-        return ReadOutcome(job, Fetched(parsed.items, state))
+        return ReadOutcome(job, Fetched(parsed.items, state, parsed.prepared))
 
 
 def _expected_documents(jobs: Sequence[ReadJob]) -> int:
@@ -322,6 +329,20 @@ class ParsedFeed:
     error: str | None = None
     notes: tuple[tuple[int, str], ...] = ()
     """(logging level, message) pairs: a worker process cannot log for the parent."""
+    prepared: Prepared | None = None
+    """The items prepared for the store, when the parsing worker could do it too."""
+
+
+def parse_and_prepare(request: ParseRequest, preparer: Preparer | None) -> ParsedFeed:
+    """In a worker: parse a document, then prepare its items, sparing them a second trip
+    between processes. Preparation trouble is left to the pipeline (it prepares again)."""
+    parsed = parse_feed(request)
+    if preparer is None or parsed.error is not None or not parsed.items:
+        return parsed
+    try:
+        return replace(parsed, items=(), prepared=preparer(parsed.items))
+    except Exception:  # the pipeline prepares the items itself and reports what fails
+        return parsed
 
 
 def parse_feed(request: ParseRequest) -> ParsedFeed:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ from pathlib import Path
 from aggregator.config import Config, SeedFileSource, SourceConfig
 from aggregator.errors import ParseError, SourceError
 from aggregator.model import RawItem
-from aggregator.sources import Fetched
+from aggregator.sources import Fetched, Preparer, ReadJob, ReadOutcome, read_one
 from aggregator.store import SourceState
 
 # A title line (anything not blank), a blank line, then "Source: name". `[^\S\n]` is
@@ -30,6 +33,8 @@ _ITEM_START = re.compile(
     r"^[^\S\n]*(?P<title>\S[^\n]*)\n[^\S\n]*\n[^\S\n]*source[^\S\n]*:(?P<agency>[^\n]*)$",
     re.IGNORECASE | re.MULTILINE,
 )
+log = logging.getLogger(__name__)
+
 # Blank lines (spaces allowed) at the start or end of a body.
 _BLANK_EDGES = re.compile(r"\A(?:[^\S\n]*\n)+|(?:\n[^\S\n]*)+\Z")
 # A NUL byte never occurs in text; other stray control characters are removed by normalize.
@@ -59,6 +64,26 @@ def _signature(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
+def _read_and_prepare(job: ReadJob, now: datetime, preparer: Preparer | None) -> ReadOutcome:
+    """In a worker: read and parse a seed file, then prepare its items there too."""
+    outcome = read_one(job, now)
+    fetched = outcome.fetched
+    if preparer is None or fetched is None or not fetched.items:
+        return outcome
+    try:
+        return ReadOutcome(job, Fetched((), fetched.state, preparer(fetched.items)))
+    except Exception:  # the pipeline prepares the items itself and reports what fails
+        return outcome
+
+
+def _collect(job: ReadJob, future: Future[ReadOutcome], now: datetime) -> ReadOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # a crashed worker: read this file here instead
+        log.debug("worker failed reading %s (%r); reading it here", job.unit.name, exc)
+        return read_one(job, now)
+
+
 def _display(path: Path) -> str:
     """The path as a user would type it: relative to the working directory when inside it."""
     relative = os.path.relpath(path)
@@ -76,6 +101,24 @@ class SeedFileUnit:
     def due(self, state: SourceState | None, now: datetime) -> bool:
         """Seed files are read on every run (cheaply skipped when unchanged)."""
         return True
+
+    @staticmethod
+    @contextmanager
+    def read_many(
+        jobs: Sequence[ReadJob], now: datetime, pool: Executor | None = None,
+        preparer: Preparer | None = None,
+    ) -> Iterator[Iterator[ReadOutcome]]:
+        """Read many seed files: with worker processes, each worker reads, parses and
+        prepares whole files; the outcomes come in the jobs' order either way."""
+        if pool is None:
+            yield (read_one(job, now) for job in jobs)
+            return
+        futures = [pool.submit(_read_and_prepare, job, now, preparer) for job in jobs]
+        try:
+            yield (_collect(job, future, now) for job, future in zip(jobs, futures, strict=True))
+        finally:
+            for future in futures:
+                future.cancel()
 
     def expected_work(self, state: SourceState | None, force: bool) -> int:
         """Bytes this run will likely read: the file's size, unless it looks unchanged."""
