@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
@@ -113,11 +114,20 @@ class SeedFileUnit:
         if pool is None:
             yield (read_one(job, now) for job in jobs)
             return
-        futures = [pool.submit(_read_and_prepare, job, now, preparer) for job in jobs]
+        underway = deque((job, pool.submit(_read_and_prepare, job, now, preparer))
+                         for job in jobs)
+
+        def outcomes() -> Iterator[ReadOutcome]:
+            while underway:
+                # Let go of each result once handed on: a large run's items would otherwise
+                # all stay in memory until the last file is read.
+                job, future = underway.popleft()
+                yield _collect(job, future, now)
+
         try:
-            yield (_collect(job, future, now) for job, future in zip(jobs, futures, strict=True))
+            yield outcomes()
         finally:
-            for future in futures:
+            for _, future in underway:
                 future.cancel()
 
     def expected_work(self, state: SourceState | None, force: bool) -> int:
