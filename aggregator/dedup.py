@@ -356,9 +356,10 @@ def score_of(e: Evidence, a: Features, b: Features) -> float:
 
 
 def compare(
-    a: Features, b: Features, config: DedupConfig, weighting: Weighting = UNIFORM
+    a: Features, b: Features, config: DedupConfig, weighting: Weighting = UNIFORM,
+    *, explain: bool = True,
 ) -> Comparison:
-    """How likely `a` and `b` report the same event, and why, in words."""
+    """How likely `a` and `b` report the same event, and (with `explain`) why, in words."""
     exact = _exact_identity(a, b)
     if exact is not None:
         return Comparison(1.0, exact=True, reasons=(exact,))
@@ -366,7 +367,8 @@ def compare(
         return Comparison(0.0, veto=f"published {abs(a.day - b.day)} days apart")
     e = evidence(a, b, weighting)
     score = score_of(e, a, b)
-    return Comparison(round(score, 3), veto=_conflict(a, b, e), reasons=_reasons_for(a, b, e))
+    reasons = _reasons_for(a, b, e) if explain else ()
+    return Comparison(round(score, 3), veto=_conflict(a, b, e), reasons=reasons)
 
 
 def _reasons_for(a: Features, b: Features, e: Evidence) -> tuple[str, ...]:
@@ -609,6 +611,8 @@ class Clustering:
 
     members: dict[str, tuple[str, ...]]
     notes: tuple[MatchNote, ...] = ()
+    keys: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The blocking keys of the items placed, computed on the way (for the store's index)."""
 
 
 _COMMON = 10**9
@@ -775,11 +779,12 @@ def cluster(
             index.add(f, story_of_item[f.item_id])
     touched: set[str] = set()
     notes: list[MatchNote] = []
+    placed_keys: dict[str, Sequence[str]] = {}
     for f in sorted(new, key=_processing_order):
         if f.item_id in story_of_item:
             continue
         by_id[f.item_id] = f
-        keys = blocking_keys(f)
+        keys = placed_keys[f.item_id] = blocking_keys(f)
         joined, item_notes = _place(f, keys, index, members, by_id, config)
         notes.extend(item_notes)
         story_id = joined if joined is not None else story_id_for(f.item_id)
@@ -793,7 +798,7 @@ def cluster(
         story_id: tuple(sorted(members[story_id], key=lambda i: richness(by_id[i])))
         for story_id in sorted(touched)
     }
-    return Clustering(members=ordered, notes=tuple(notes))
+    return Clustering(members=ordered, notes=tuple(notes), keys=placed_keys)
 
 
 def rerank(stories: Mapping[str, Sequence[str]], features: Mapping[str, Features]) -> Clustering:
@@ -825,7 +830,9 @@ def _place(
     best: tuple[float, str, str, Comparison] | None = None
     near_misses: list[tuple[float, str, Comparison]] = []
     for story_id in candidate_stories:
-        comparisons = [(m, compare(f, by_id[m], config, index)) for m in members[story_id]]
+        # Words only for the pairs that become notes: most comparisons need just a score.
+        comparisons = [(m, compare(f, by_id[m], config, index, explain=False))
+                       for m in members[story_id]]
         if not comparisons:
             continue
         top_member, top = max(comparisons, key=lambda mc: (mc[1].exact, mc[1].score))
@@ -837,6 +844,9 @@ def _place(
             if best is None or rank > best[0]:
                 best = (rank, story_id, top_member, top)
             continue
+        if top.score < config.near_miss_threshold * 0.6:
+            continue
+        top = compare(f, by_id[top_member], config, index)
         near_miss = _near_miss(top, comparisons, config)
         if near_miss is not None:
             near_misses.append((top.score, top_member, near_miss))
@@ -846,7 +856,8 @@ def _place(
     ]
     if best is None:
         return None, notes
-    _, story_id, member, comparison = best
+    _, story_id, member, _ = best
+    comparison = compare(f, by_id[member], config, index)
     notes.insert(0, MatchNote(f.item_id, member, comparison.score, True, comparison.reasons))
     return story_id, notes
 
@@ -888,9 +899,14 @@ def story_id_for(founding_item_id: str) -> str:
     return str(uuid.uuid5(STORY_NAMESPACE, founding_item_id))
 
 
-def index_rows(features: Iterable[Features]) -> Iterator[tuple[str, str, int | None]]:
-    """The blocking index rows (key, item id, day) of items, as the store keeps them."""
+def index_rows(
+    features: Iterable[Features], known_keys: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[tuple[str, str, int | None]]:
+    """The blocking index rows (key, item id, day) of items, as the store keeps them
+    (`known_keys`: keys already computed, by item id)."""
+    known = known_keys or {}
     for f in features:
-        for key in blocking_keys(f):
+        keys = known.get(f.item_id)
+        for key in keys if keys is not None else blocking_keys(f):
             yield key, f.item_id, f.day
 

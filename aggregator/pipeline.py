@@ -336,7 +336,7 @@ def _deduplicate(
     store.apply_stories(StoryPlan(
         members=members,
         notes=clustering.notes,
-        index_rows=lambda: dedup.index_rows(analysed),
+        index_rows=lambda: dedup.index_rows(analysed, clustering.keys),
         keyed_items=tuple(f.item_id for f in analysed if f.item_id not in fresh),
         # This run's new items were stored with their features; the others were analysed now.
         features={f.item_id: f.to_json() for f in analysed if f.item_id not in fresh},

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -676,9 +677,10 @@ class SqlStore:
                 noted = sorted({n.item_id for n in plan.notes})
                 for chunk in _chunks(noted):
                     conn.execute(match_notes.delete().where(match_notes.c.item_id.in_(chunk)))
-                conn.execute(match_notes.insert(), [
-                    {"item_id": n.item_id, "other_item_id": n.other_item_id, "score": n.score,
-                     "merged": n.merged, "reasons": json.dumps(list(n.reasons))}
+                _bulk_insert(conn, match_notes,
+                             ("item_id", "other_item_id", "score", "merged", "reasons"), [
+                    (n.item_id, n.other_item_id, n.score, n.merged,
+                     json.dumps(list(n.reasons), ensure_ascii=False))
                     for n in _unique_notes(plan.notes)
                 ])
             if plan.keyed_items:
@@ -855,9 +857,15 @@ def _bulk_insert(
 
 
 def key_hash(key: str) -> int:
-    """A blocking key as a signed 64-bit integer: smaller rows and faster indexes than text."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    """A blocking key as a signed 64-bit integer: smaller rows and faster indexes than text.
+
+    CRC-32 and Adler-32 side by side: two independent checksums, cheap on short keys, and
+    stable across processes. A rare collision only adds a candidate, which is compared and
+    dropped like any other.
+    """
+    data = key.encode()
+    value = zlib.crc32(data) << 32 | zlib.adler32(data)
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _safe_url(url: str) -> str:
