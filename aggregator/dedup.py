@@ -28,9 +28,9 @@ import uuid
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from aggregator import entities, minhash
 from aggregator.config import DedupConfig
@@ -148,6 +148,18 @@ class Features:
             elif isinstance(value, list):
                 data[name] = frozenset(value)
         return cls(**data)
+
+
+_EMPTY: frozenset[str] = frozenset()
+_SET_FIELDS = tuple(f.name for f in fields(Features) if f.type == "frozenset[str]")
+
+
+def settled(f: Features, item_id: str) -> Features:
+    """The features under their item's id, every empty set the one shared empty set: sets
+    that crossed from a worker process are each a new object (216 bytes, even empty), and a
+    large run holds a hundred thousand items' features at once."""
+    empty: dict[str, Any] = {name: _EMPTY for name in _SET_FIELDS if not getattr(f, name)}
+    return replace(f, item_id=item_id, **empty)
 
 
 # -- features -----------------------------------------------------------------------------
@@ -628,9 +640,10 @@ class _Index:
     common: frozenset[str]
     stored_counts: Mapping[str, int]
     """How many stored items hold each key (the store's view, from an incremental run)."""
-    days: dict[str, array[int]] = field(default_factory=dict)
-    slots: dict[str, array[int]] = field(default_factory=dict)
-    undated: dict[str, array[int]] = field(default_factory=dict)
+    dated: dict[str, int | array[int]] = field(default_factory=dict)
+    """key -> its dated postings, each `_pack(day, slot)`, in order: one int while a key has
+    one posting (most names and hashes do), an array from the second on."""
+    undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
     totals: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -644,19 +657,24 @@ class _Index:
         self.story_of.append(story_id)
         for key in keys if keys is not None else blocking_keys(f):
             if f.day is None:
-                self.undated.setdefault(key, array("i")).append(slot)
+                held = self.undated.get(key)
+                if held is None:
+                    self.undated[key] = slot
+                elif isinstance(held, int):
+                    self.undated[key] = [held, slot]
+                else:
+                    held.append(slot)
                 continue
-            days = self.days.get(key)
-            if days is None:
-                self.days[key] = array("i", (f.day,))
-                self.slots[key] = array("i", (slot,))
-            elif days[-1] <= f.day:
-                days.append(f.day)
-                self.slots[key].append(slot)
+            posting = _pack(f.day, slot)
+            postings = self.dated.get(key)
+            if postings is None:
+                self.dated[key] = posting
+            elif isinstance(postings, int):
+                self.dated[key] = array("q", sorted((postings, posting)))
+            elif postings[-1] <= posting:
+                postings.append(posting)
             else:
-                at = bisect.bisect_right(days, f.day)
-                days.insert(at, f.day)
-                self.slots[key].insert(at, slot)
+                postings.insert(bisect.bisect_right(postings, posting), posting)
 
     def focus(self, f: Features) -> None:
         """Weigh keys around `f` from now on."""
@@ -681,22 +699,29 @@ class _Index:
             self.totals[(f.item_id, kind)] = cached
         return cached
 
-    def _range(self, key: str, f: Features) -> tuple[int, int]:
-        """The slice of `key`'s dated postings within the window of `f` (all if undated)."""
-        days = self.days.get(key)
-        if days is None:
-            return 0, 0
+    def _near(self, key: str, f: Features) -> tuple[Sequence[int], int, int]:
+        """`key`'s dated postings and the slice of them within the window of `f` (all, if
+        `f` is undated)."""
+        held = self.dated.get(key)
+        if held is None:
+            return (), 0, 0
+        postings: Sequence[int] = (held,) if isinstance(held, int) else held
         if f.day is None:
-            return 0, len(days)
-        return (bisect.bisect_left(days, f.day - self.window),
-                bisect.bisect_right(days, f.day + self.window))
+            return postings, 0, len(postings)
+        lo = bisect.bisect_left(postings, _pack(math.floor(f.day - self.window), 0))
+        hi = bisect.bisect_right(postings, _pack(math.floor(f.day + self.window), _SLOT_MASK))
+        return postings, lo, hi
+
+    def _undated(self, key: str) -> Sequence[int]:
+        held = self.undated.get(key, ())
+        return (held,) if isinstance(held, int) else held
 
     def frequency(self, key: str, f: Features) -> int:
         """How many indexed items near `f` hold `key` (or the store's count, if larger)."""
         if key in self.common:
             return _COMMON
-        lo, hi = self._range(key, f)
-        count = hi - lo + len(self.undated.get(key, ()))
+        _, lo, hi = self._near(key, f)
+        count = hi - lo + len(self._undated(key))
         stored = self.stored_counts.get(key, 0)
         return count if count > stored else stored
 
@@ -706,18 +731,30 @@ class _Index:
         for key in keys:
             if key in self.common:
                 continue
-            lo, hi = self._range(key, f)
-            undated = self.undated.get(key, ())
+            postings, lo, hi = self._near(key, f)
+            undated = self._undated(key)
             count = hi - lo + len(undated)
             if count == 0 or count > self.key_cap:
                 continue
             weight = 2.0 if is_strong_key(key) else rarity(count) * _specificity(key)
-            for slots in (self.slots[key][lo:hi] if hi > lo else (), undated):
-                for slot in slots:
-                    scores[slot] = scores.get(slot, 0.0) + weight
+            for posting in postings[lo:hi]:
+                slot = posting & _SLOT_MASK
+                scores[slot] = scores.get(slot, 0.0) + weight
+            for slot in undated:
+                scores[slot] = scores.get(slot, 0.0) + weight
         ranked = sorted((c for c in scores.items() if c[1] >= _MIN_CANDIDATE_OVERLAP),
                         key=lambda c: (-c[1], c[0]))
         return [slot for slot, _ in ranked[:limit]]
+
+
+_SLOT_MASK = (1 << 32) - 1
+_DAY_OFFSET = 1 << 20
+"""Days since 1970 shifted positive, so packed postings sort by day (dates from 1900 on)."""
+
+
+def _pack(day: int, slot: int) -> int:
+    """A posting as one integer: the day in the high bits, the item's slot in the low."""
+    return (day + _DAY_OFFSET) << 32 | slot
 
 
 _MIN_CANDIDATE_OVERLAP = 1.0

@@ -296,7 +296,9 @@ def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Prog
 
 
 def _with_id(features: Any, item_id: str) -> dedup.Features:
-    return replace(features, item_id=item_id)  # type: ignore[no-any-return]
+    from aggregator import dedup
+
+    return dedup.settled(features, item_id)
 
 
 def _deduplicate(
