@@ -249,3 +249,22 @@ def test_an_upgrade_of_the_renderer_republishes_though_no_story_changed(
     assert "publish skipped" not in rerun.stderr
     assert {n: p.read_bytes() for n, p in workspace.output_files().items()} == before
     assert "publish skipped" in workspace.run("--once", "-v").stderr
+
+
+def test_items_a_killed_run_stored_but_never_placed_are_placed_by_the_next(
+    workspace: Workspace,
+) -> None:
+    import sqlite3
+
+    assert workspace.run("--once").returncode == 0
+    ids = story_ids(workspace)
+    # As a run killed between storing its items and writing their stories leaves it.
+    with sqlite3.connect(workspace.state) as db:
+        db.execute("UPDATE items SET story_id = NULL")
+        db.execute("DELETE FROM stories")
+        db.execute("DELETE FROM story_agencies")
+        db.execute("DELETE FROM dedup_keys")
+    result = workspace.run("--once")
+    assert result.returncode == 0, result.stderr
+    assert "19 stories" in result.stderr
+    assert story_ids(workspace) == ids
