@@ -252,7 +252,6 @@ class Store(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def generation(self) -> int: ...
-    def bump_generation(self) -> int: ...
 
 
 def open_store(url: str) -> SqlStore:
@@ -343,11 +342,6 @@ class SqlStore:
         """A counter that grows whenever items or stories change: publish skips when equal."""
         value = self.get_meta("generation")
         return int(value) if value else 0
-
-    def bump_generation(self) -> int:
-        """Mark that items or stories changed; returns the new generation."""
-        with self._tx() as conn:
-            return _bump_generation(conn)
 
     # -- sources --------------------------------------------------------------------------
 
