@@ -1,18 +1,25 @@
-"""The labelled dedup evaluation set (tests/data/dedup) and its pairwise scoring.
+"""The labelled dedup evaluation sets and their pairwise scoring.
 
-Used by tests/test_dedup_quality.py and benchmarks/dedup_quality.py. Items are read from
-the set's RSS and Atom files with feedparser and pass through the real normalize step, then
-the real dedup clustering, cold (all at once) or incrementally (day by day, as a daemon
-would see them).
+Sets: `tests/data/dedup` (the regression set: the engine was once tuned on it) and the blind
+sets in `tests/data/dedup_blind/*`, written by authors who never saw the matcher. Each blind
+set is split by story into a dev part (the scorer is fitted on it) and a test part (reported,
+never fitted on). Stories linked by a hard-negative pair stay on one side, so each side keeps
+its hard negatives.
+
+Items are read from the sets' RSS and Atom files with feedparser and pass through the real
+normalize step, then the real dedup clustering, cold (all at once) or incrementally (day by
+day, as a daemon would see them). Used by tests/test_dedup_quality.py and by
+benchmarks/dedup_quality.py and benchmarks/fit_dedup.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import feedparser
@@ -22,13 +29,15 @@ from aggregator.config import AgencyConfig, DedupConfig
 from aggregator.model import RawItem, StoredItem
 from aggregator.normalize import AgencyDirectory, normalize
 
-EVAL_DIR = Path(__file__).resolve().parent / "data" / "dedup"
-SEEN = datetime(2024, 12, 20, 9, 0, tzinfo=UTC)
-"""When the evaluation pretends to have first seen every item."""
+DATA = Path(__file__).resolve().parent / "data"
+EVAL_DIR = DATA / "dedup"
+BLIND_DIR = DATA / "dedup_blind"
 AGENCIES = AgencyDirectory.from_config({
     slug: AgencyConfig(slug, slug.upper()) for slug in ("nato", "europol", "eurojust",
                                                           "interpol", "jcs")
 })
+TEST_SHARE = 0.5
+"""The share of each blind set's stories (by hard-negative component) held out for test."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,40 @@ class Labels:
             by_story.setdefault(story, []).append(item)
         return {frozenset(p) for ids in by_story.values() for p in itertools.combinations(ids, 2)}
 
+    def restricted(self, stories: Iterable[str]) -> Labels:
+        """The labels of some stories only (their items and the hard negatives among them)."""
+        kept = set(stories)
+        story_of = {i: s for i, s in self.story_of.items() if s in kept}
+        return Labels(
+            story_of,
+            {s: k for s, k in self.kind_of_story.items() if s in kept},
+            [h for h in self.hard_negatives if h[0] in story_of and h[1] in story_of],
+        )
+
+    def multi_item_stories(self) -> int:
+        sizes: dict[str, int] = {}
+        for story in self.story_of.values():
+            sizes[story] = sizes.get(story, 0) + 1
+        return sum(1 for n in sizes.values() if n > 1)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalSet:
+    """One labelled set: its items (normalized, guid as item id) and labels."""
+
+    name: str
+    items: list[StoredItem]
+    labels: Labels
+    features: list[dedup.Features] = field(default_factory=list)
+    """The items' dedup features, computed once (the scorer does not change them)."""
+
+    def subset(self, stories: Iterable[str], name: str) -> EvalSet:
+        """The set restricted to some stories."""
+        labels = self.labels.restricted(stories)
+        kept = labels.story_of
+        return EvalSet(name, [i for i in self.items if i.item_id in kept], labels,
+                       [f for f in self.features if f.item_id in kept])
+
 
 @dataclass(slots=True)
 class Score:
@@ -56,17 +99,34 @@ class Score:
     false_merges: list[tuple[str, str]] = field(default_factory=list)
     missed_merges: list[tuple[str, str]] = field(default_factory=list)
     hard_negative_merges: list[tuple[str, str, str]] = field(default_factory=list)
+    pairs: int = 0
+    predicted: int = 0
+    hits: int = 0
 
 
-def load_items() -> list[StoredItem]:
-    """Every item of the set, normalized, with its guid as item id."""
-    items: list[StoredItem] = []
-    for path in sorted((EVAL_DIR / "feeds").glob("*.xml")):
+def load_set(directory: Path) -> EvalSet:
+    """A set from its folder (`feeds/*.xml` and `labels.toml`)."""
+    raws: list[RawItem] = []
+    for path in sorted((directory / "feeds").glob("*.xml")):
         agency = path.name.split(".")[0].split("-")[0]
         parsed = feedparser.parse(path.read_bytes())
         for position, entry in enumerate(parsed.entries):
-            items.append(_stored(_raw(entry, agency, path.name, position)))
-    return items
+            raws.append(_raw(entry, agency, path.name, position))
+    dated = [r.published for r in raws if r.published is not None]
+    # First seen a little after the newest item, as a daemon following the feeds would.
+    seen = (max(dated) + timedelta(days=2)) if dated else datetime(2024, 12, 20, tzinfo=UTC)
+    items = [_stored(raw, seen) for raw in raws]
+    return EvalSet(directory.name, items, load_labels(directory), dedup.extract_many(items))
+
+
+def load_items(directory: Path = EVAL_DIR) -> list[StoredItem]:
+    """Every item of a set, normalized, with its guid as item id."""
+    return load_set(directory).items
+
+
+def blind_sets() -> list[EvalSet]:
+    """The blind sets, in name order."""
+    return [load_set(d) for d in sorted(BLIND_DIR.iterdir()) if (d / "labels.toml").is_file()]
 
 
 def _raw(entry: feedparser.FeedParserDict, agency: str, file: str, position: int) -> RawItem:
@@ -81,34 +141,86 @@ def _raw(entry: feedparser.FeedParserDict, agency: str, file: str, position: int
     )
 
 
-def _stored(raw: RawItem) -> StoredItem:
-    result = normalize(raw, AGENCIES, SEEN)
+def _stored(raw: RawItem, seen: datetime) -> StoredItem:
+    result = normalize(raw, AGENCIES, seen)
     assert result.item is not None, raw.origin
     item = result.item
     return StoredItem(**{name: getattr(item, name) for name in item.__slots__},  # type: ignore[attr-defined]
-                      item_id=raw.guid or raw.origin, first_seen=SEEN)
+                      item_id=raw.guid or raw.origin, first_seen=seen)
 
 
-def load_labels() -> Labels:
-    """The set's labels.toml."""
-    data = tomllib.loads((EVAL_DIR / "labels.toml").read_text(encoding="utf-8"))
+def load_labels(directory: Path = EVAL_DIR) -> Labels:
+    """A set's labels.toml."""
+    data = tomllib.loads((directory / "labels.toml").read_text(encoding="utf-8"))
     story_of = {m: s["id"] for s in data["story"] for m in s["members"]}
     kinds = {s["id"]: s["kind"] for s in data["story"]}
-    negatives = [(h["pair"][0], h["pair"][1], h["kind"]) for h in data["hard_negative"]]
+    negatives = [(h["pair"][0], h["pair"][1], h["kind"]) for h in data.get("hard_negative", [])]
     return Labels(story_of, kinds, negatives)
 
 
-def cluster_cold(items: Sequence[StoredItem], config: DedupConfig) -> dict[str, str]:
+# -- splits ---------------------------------------------------------------------------------
+
+
+def components(labels: Labels) -> list[list[str]]:
+    """Stories grouped so that hard-negative pairs never cross groups (sorted, stable)."""
+    parent = {s: s for s in set(labels.story_of.values())}
+
+    def root(s: str) -> str:
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for a, b, _ in labels.hard_negatives:
+        ra, rb = root(labels.story_of[a]), root(labels.story_of[b])
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[str, list[str]] = {}
+    for story in parent:
+        groups.setdefault(root(story), []).append(story)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def _draw(group: Sequence[str], salt: str) -> float:
+    digest = hashlib.sha256((salt + "|" + group[0]).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split(evaluation: EvalSet) -> tuple[EvalSet, EvalSet]:
+    """The dev and test parts of a set, by story (a fixed, seeded draw per component)."""
+    dev: list[str] = []
+    test: list[str] = []
+    for group in components(evaluation.labels):
+        (test if _draw(group, "dedup-split-v1") < TEST_SHARE else dev).extend(group)
+    return (evaluation.subset(dev, f"{evaluation.name}/dev"),
+            evaluation.subset(test, f"{evaluation.name}/test"))
+
+
+def folds(evaluation: EvalSet, k: int) -> list[EvalSet]:
+    """`k` parts of a set by story component, for cross-validation."""
+    groups = sorted(components(evaluation.labels), key=lambda g: _draw(g, "dedup-folds-v1"))
+    parts: list[list[str]] = [[] for _ in range(k)]
+    for index, group in enumerate(groups):
+        parts[index % k].extend(group)
+    return [evaluation.subset(p, f"{evaluation.name}/fold{n + 1}") for n, p in enumerate(parts)]
+
+
+# -- clustering and scoring -----------------------------------------------------------------
+
+
+def cluster_cold(items: Sequence[StoredItem] | Sequence[dedup.Features],
+                 config: DedupConfig) -> dict[str, str]:
     """Cluster every item at once (a cold run); returns item id -> story id."""
-    features = dedup.extract_many(items)
+    features = _features(items)
     clustering = dedup.cluster(features, [], {}, config)
     return {i: s for s, ids in clustering.members.items() for i in ids}
 
 
-def cluster_incremental(items: Sequence[StoredItem], config: DedupConfig) -> dict[str, str]:
+def cluster_incremental(items: Sequence[StoredItem] | Sequence[dedup.Features],
+                        config: DedupConfig) -> dict[str, str]:
     """Cluster day by day, each day's items against the stories so far, the way the pipeline
     does it: stored candidates chosen through the blocking keys, then their stories."""
-    features = {f.item_id: f for f in dedup.extract_many(items)}
+    features = {f.item_id: f for f in _features(items)}
     batches: dict[int, list[dedup.Features]] = {}
     for f in features.values():
         batches.setdefault(f.day if f.day is not None else 10**9, []).append(f)
@@ -130,6 +242,12 @@ def cluster_incremental(items: Sequence[StoredItem], config: DedupConfig) -> dic
             for key in dedup.blocking_keys(f):
                 holders.setdefault(key, set()).add(f.item_id)
     return {i: s for s, ids in stories.items() for i in ids}
+
+
+def _features(items: Sequence[StoredItem] | Sequence[dedup.Features]) -> list[dedup.Features]:
+    if all(isinstance(i, dedup.Features) for i in items):
+        return list(items)  # type: ignore[arg-type]
+    return dedup.extract_many(items)  # type: ignore[arg-type]
 
 
 def _near(holders: dict[str, set[str]], features: dict[str, dedup.Features],
@@ -168,6 +286,26 @@ def score(assignment: dict[str, str], labels: Labels) -> Score:
         false_merges=sorted(tuple(sorted(p)) for p in predicted - truth),  # type: ignore[misc]
         missed_merges=sorted(tuple(sorted(p)) for p in truth - predicted),  # type: ignore[misc]
         hard_negative_merges=negatives,
+        pairs=len(truth),
+        predicted=len(predicted),
+        hits=len(hits),
+    )
+
+
+def pooled(scores: Sequence[Score]) -> Score:
+    """Several sets' scores as one (pairs added up, not figures averaged)."""
+    pairs = sum(s.pairs for s in scores)
+    predicted = sum(s.predicted for s in scores)
+    hits = sum(s.hits for s in scores)
+    precision = hits / predicted if predicted else 1.0
+    recall = hits / pairs if pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(
+        precision, recall, f1,
+        false_merges=[p for s in scores for p in s.false_merges],
+        missed_merges=[p for s in scores for p in s.missed_merges],
+        hard_negative_merges=[h for s in scores for h in s.hard_negative_merges],
+        pairs=pairs, predicted=predicted, hits=hits,
     )
 
 
