@@ -86,17 +86,29 @@ class ServeConfig:
     access_log: bool = False
 
 
+def _fitted_thresholds() -> tuple[float, float]:
+    """The merge and agree thresholds fitted with dedup's scorer (its data file, read
+    without importing dedup)."""
+    data = json.loads((Path(__file__).parent / "dedup" / "scorer.json").read_text("utf-8"))
+    return float(data["merge_threshold"]), float(data["agree_threshold"])
+
+
+_FITTED_MERGE, _FITTED_AGREE = _fitted_thresholds()
+
+
 @dataclass(frozen=True, slots=True)
 class DedupConfig:
-    """Thresholds of story matching; the defaults are tuned on tests/data/dedup."""
+    """Thresholds of story matching; the defaults are fitted with the scorer on the dev split
+    of the labelled sets (benchmarks/fit_dedup.py)."""
 
     window_days: float = 14.0
     """Items whose dates are further apart than this are never compared."""
-    merge_threshold: float = 0.38
-    """Score at or above which two items report one story."""
-    agree_threshold: float = 0.25
-    """Score every member of a story must reach with a joining item (no chaining)."""
-    near_miss_threshold: float = 0.25
+    merge_threshold: float = _FITTED_MERGE
+    """Probability at or above which two items report one story."""
+    agree_threshold: float = _FITTED_AGREE
+    """Probability every member of a story must reach with a joining item: related to all,
+    conflicting with none (no chaining through weak links)."""
+    near_miss_threshold: float = min(0.2, _FITTED_MERGE)
     """Score at or above which a pair kept apart is still recorded for `explain`."""
     key_cap: int = 100
     """A blocking key shared by more items than this (within the window) is ignored."""

@@ -88,7 +88,10 @@ def _why_leads(store: SqlStore, story: Story) -> str:
     stored = store.features([m.item_id for m in story.members])
     if len(stored) != len(story.members):
         return "it was ranked first when the story was formed"
-    features = {i: Features.from_json(text, i) for i, text in stored.items()}
+    read = {i: Features.from_json(text, i) for i, text in stored.items()}
+    features = {i: f for i, f in read.items() if f is not None}
+    if len(features) != len(story.members):
+        return "it was ranked first when the story was formed"
     lead = features[story.canonical.item_id]
     others = [features[m.item_id] for m in story.members[1:]]
     if any(o.truncated for o in others) and not lead.truncated:

@@ -401,7 +401,12 @@ def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.
     from aggregator import dedup
 
     stored = store.features(item_ids)
-    result = {i: dedup.Features.from_json(text, i) for i, text in stored.items()}
+    result: dict[str, dedup.Features] = {}
+    for item_id, text in stored.items():
+        # Features of an older version are analysed again from the stored item.
+        read = dedup.Features.from_json(text, item_id)
+        if read is not None:
+            result[item_id] = read
     missing = [i for i in item_ids if i not in result]
     result.update({f.item_id: f for f in _analyse(store, missing)})
     return result

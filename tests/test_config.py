@@ -80,7 +80,7 @@ def test_base_url_gets_a_trailing_slash_and_postgres_urls_get_psycopg(tmp_path: 
         ("[agencies.nato]\n[[sources]]\ntype='seedfile'\npath='x'\n[[sources]]\ntype = 'feed'\n"
          "agency = 'nato'\nurl = 'file:///etc/passwd'\n", "sources[2].url", "http(s) URL"),
         ("[dedup]\nmerge_threshold = 1.5\n", "dedup.merge_threshold", "at most 1.0"),
-        ("[dedup]\nmerge_threshold = 0.2\n", "dedup.near_miss_threshold", "must not exceed"),
+        ("[dedup]\nmerge_threshold = 0.1\n", "dedup.near_miss_threshold", "must not exceed"),
     ],
 )
 def test_errors_name_the_file_the_key_and_the_reason(

@@ -1,0 +1,242 @@
+"""Blocking: the keys an item is indexed under, so that only items sharing rare keys are
+compared, and the one ranking of candidates used both in memory and against the store."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from aggregator.config import DedupConfig
+from aggregator.dedup import rarity
+from aggregator.dedup.compare import operation_names, specificity, values_of
+from aggregator.dedup.features import MIN_PREFIX, Features
+
+_KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
+"""At most this many blocking keys of each kind per item (the most specific)."""
+MIN_CANDIDATE_OVERLAP = 1.0
+"""Weighted keys a candidate must share: one rare name, or several commoner words."""
+_STRONG_WEIGHT = 2.0
+_COMMON = 10**9
+
+Candidate = TypeVar("Candidate", int, str)
+
+
+def blocking_keys(f: Features) -> tuple[str, ...]:
+    """The keys an item is indexed under; items sharing keys become candidates.
+
+    Strong keys (one shared is enough) start with `!`: the text's hash and its opening
+    words (which find a "…" summary's full text), the link and the guid.
+    """
+    keys: set[str] = {f"!h{f.content_hash[:16]}"}
+    if len(f.prefix) >= MIN_PREFIX:
+        keys.add("!p" + _short_hash(f.prefix[:MIN_PREFIX]))
+    if f.link:
+        keys.add("!l" + _short_hash(f.link))
+    if f.guid:
+        keys.add("!g" + _short_hash(f.guid))
+    keys.update(_longest("t", f.title_words))
+    keys.update(_rarest("w", f.terms - f.title_words))
+    keys.update(_longest("n", f.names))
+    keys.update(_longest("#", f.figures))
+    keys.update("o" + name[:60] for name in operation_names(f))
+    keys.update(_longest("c", f.countries))
+    keys.update(_longest("p", f.places))
+    keys.update(f"d{first}" for first, _ in f.event_dates[:1])
+    # Pairs of facts find reports that share no rare word: the same kind of crime in the same
+    # country, or an agency's announcement and its own results on that kind of crime.
+    kinds = sorted(f.kinds)[:3]
+    keys.update(f"k{kind}|{country}" for kind in kinds for country in sorted(f.countries)[:4])
+    keys.update(f"a{f.agency}|{kind}" for kind in kinds)
+    return tuple(sorted(keys))
+
+
+def _longest(kind: str, values: Iterable[str]) -> list[str]:
+    """The longest (most specific) values first, as many as the kind allows."""
+    ranked = sorted(values, key=lambda v: (-len(v), v))[: _KEY_LIMITS[kind]]
+    return [kind + v[:60] for v in ranked]
+
+
+def _rarest(kind: str, values: Iterable[str]) -> list[str]:
+    """The values rarest in the language first, as many as the kind allows."""
+    ranked = sorted(values, key=lambda v: (-rarity.language(v), -len(v), v))
+    return [kind + v[:60] for v in ranked[: _KEY_LIMITS[kind]] if rarity.language(v) >= 0.5]
+
+
+def _short_hash(text: str) -> str:
+    return format(zlib.crc32(text.encode()), "08x")
+
+
+def is_strong_key(key: str) -> bool:
+    """True for keys where one shared key makes a candidate."""
+    return key.startswith("!")
+
+
+def key_weight(key: str, holders: int) -> float:
+    """How much sharing `key` says, when `holders` items near the new one hold it."""
+    return _STRONG_WEIGHT if is_strong_key(key) else rarity.local(holders) * specificity(key)
+
+
+def best_candidates(
+    holders: Iterable[tuple[str, Sequence[Candidate]]], limit: int
+) -> list[Candidate]:
+    """The candidates sharing the most rarity-weighted keys with an item, best first.
+
+    `holders` gives, for each of the item's keys, the candidates holding it. The one ranking
+    both the in-memory index and the store's candidate query use."""
+    scores: dict[Candidate, float] = {}
+    for key, holding in holders:
+        weight = key_weight(key, len(holding))
+        for candidate in holding:
+            scores[candidate] = scores.get(candidate, 0.0) + weight
+    ranked = sorted((c for c in scores.items() if c[1] >= MIN_CANDIDATE_OVERLAP),
+                    key=lambda c: (-c[1], c[0]))
+    return [candidate for candidate, _ in ranked[:limit]]
+
+
+def stored_candidates(
+    new: Sequence[Features], holders: Mapping[str, Iterable[str]], config: DedupConfig
+) -> set[str]:
+    """The stored items worth comparing with new ones: the best `candidate_limit` per new
+    item. `holders` maps each key (under the cap) to the stored items that hold it."""
+    chosen: set[str] = set()
+    for f in new:
+        held = ((key, sorted(holders[key])) for key in blocking_keys(f) if holders.get(key))
+        chosen.update(best_candidates(held, config.candidate_limit))
+    return chosen
+
+
+def index_rows(
+    features: Iterable[Features], known_keys: Mapping[str, Sequence[str]] | None = None
+) -> Iterator[tuple[str, str, int | None]]:
+    """The blocking index rows (key, item id, day) of items, as the store keeps them
+    (`known_keys`: keys already computed, by item id)."""
+    known = known_keys or {}
+    for f in features:
+        keys = known.get(f.item_id)
+        for key in keys if keys is not None else blocking_keys(f):
+            yield key, f.item_id, f.day
+
+
+_SLOT_MASK = (1 << 32) - 1
+_DAY_OFFSET = 1 << 20
+"""Days since 1970 shifted positive, so packed postings sort by day (dates from 1900 on)."""
+
+
+def _pack(day: int, slot: int) -> int:
+    """A posting as one integer: the day in the high bits, the item's slot in the low."""
+    return (day + _DAY_OFFSET) << 32 | slot
+
+
+@dataclass(slots=True)
+class Index:
+    """In-memory blocking index (key -> the items holding it, sorted by day) that also
+    weighs keys by how many items near an item hold them (a `Weighting`)."""
+
+    window: float
+    key_cap: int
+    common: frozenset[str]
+    stored_counts: Mapping[str, int]
+    """How many stored items hold each key (the store's view, from an incremental run)."""
+    dated: dict[str, int | array[int]] = field(default_factory=dict)
+    """key -> its dated postings, each `_pack(day, slot)`, in order: one int while a key has
+    one posting (most names and hashes do), an array from the second on."""
+    undated: dict[str, int | list[int]] = field(default_factory=dict)
+    features: list[Features] = field(default_factory=list)
+    story_of: list[str] = field(default_factory=list)
+    totals: dict[tuple[str, str], float] = field(default_factory=dict)
+    around: Features | None = None
+    """The item being placed: weights are computed for its neighbourhood, and cached."""
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def add(self, f: Features, story_id: str, keys: Sequence[str] | None = None) -> None:
+        """Index an item (of story `story_id`) under its keys."""
+        slot = len(self.features)
+        self.features.append(f)
+        self.story_of.append(story_id)
+        for key in keys if keys is not None else blocking_keys(f):
+            if f.day is None:
+                held = self.undated.get(key)
+                if held is None:
+                    self.undated[key] = slot
+                elif isinstance(held, int):
+                    self.undated[key] = [held, slot]
+                else:
+                    held.append(slot)
+                continue
+            posting = _pack(f.day, slot)
+            postings = self.dated.get(key)
+            if postings is None:
+                self.dated[key] = posting
+            elif isinstance(postings, int):
+                self.dated[key] = array("q", sorted((postings, posting)))
+            elif postings[-1] <= posting:
+                postings.append(posting)
+            else:
+                postings.insert(bisect.bisect_right(postings, posting), posting)
+
+    def focus(self, f: Features) -> None:
+        """Weigh keys around `f` from now on."""
+        if self.around is not f:
+            self.around = f
+            self.weights = {}
+
+    def weight(self, key: str, around: Features) -> float:
+        """The rarity of a key among the items near `around` (cached for the focus)."""
+        if around is not self.around:
+            return rarity.local(self.frequency(key, around)) * specificity(key)
+        cached = self.weights.get(key)
+        if cached is None:
+            cached = self.weights[key] = (rarity.local(self.frequency(key, around))
+                                          * specificity(key))
+        return cached
+
+    def total(self, f: Features, kind: str) -> float:
+        """The summed weight of an item's values of one kind."""
+        cached = self.totals.get((f.item_id, kind))
+        if cached is None:
+            # Fixed when first asked: a slightly stale total is cheap and close enough.
+            cached = sum(specificity(kind + value) for value in values_of(f, kind))
+            self.totals[(f.item_id, kind)] = cached
+        return cached
+
+    def _near(self, key: str, f: Features) -> Sequence[int]:
+        """`key`'s dated postings within the window of `f` (all, if `f` is undated)."""
+        held = self.dated.get(key)
+        if held is None:
+            return ()
+        postings: Sequence[int] = (held,) if isinstance(held, int) else held
+        if f.day is None:
+            return postings
+        lo = bisect.bisect_left(postings, _pack(math.floor(f.day - self.window), 0))
+        hi = bisect.bisect_right(postings, _pack(math.floor(f.day + self.window), _SLOT_MASK))
+        return postings[lo:hi]
+
+    def _undated(self, key: str) -> Sequence[int]:
+        held = self.undated.get(key, ())
+        return (held,) if isinstance(held, int) else held
+
+    def frequency(self, key: str, f: Features) -> int:
+        """How many indexed items near `f` hold `key` (or the store's count, if larger)."""
+        if key in self.common:
+            return _COMMON
+        count = len(self._near(key, f)) + len(self._undated(key))
+        stored = self.stored_counts.get(key, 0)
+        return count if count > stored else stored
+
+    def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
+        """The indexed items (slots) sharing the most rarity-weighted keys with `f`."""
+        return best_candidates(self._holders(f, keys), limit)
+
+    def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int]]]:
+        for key in keys:
+            if key in self.common:
+                continue
+            slots = [p & _SLOT_MASK for p in self._near(key, f)]
+            slots.extend(self._undated(key))
+            if slots and len(slots) <= self.key_cap:
+                yield key, slots

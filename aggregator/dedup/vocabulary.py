@@ -1,0 +1,217 @@
+"""Reading a lead with the vocabulary in `vocabulary.toml`: kinds of crime and event, places
+below the country level, counted things and amounts (pure functions, data loaded once)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from aggregator.entities import WORD, stem
+from aggregator.gazetteer import fold
+
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90, "hundred": 100, "dozen": 12, "dozens": 24, "hundreds": 200,
+}
+# A figure as agencies write it: "1 150", "1,150", "1.150" (thousands), "4.8", "4,8".
+_FIGURE = r"\d{1,3}(?:[ \u00a0\u202f,.]\d{3})+(?![\d])|\d+(?:[.,]\d+)?"
+_NUMBER = re.compile(rf"(?<![\w.,])(?:{_FIGURE}|{'|'.join(_NUMBER_WORDS)})(?![\w])",
+                     re.IGNORECASE)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_COUNT_REACH = 3
+"""A counted word may follow its number at this many words' distance ("18 further arrests",
+"four illegal call centres")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """The data file, compiled for matching on folded, stemmed words."""
+
+    crimes: dict[tuple[str, ...], str]
+    events: dict[tuple[str, ...], str]
+    counted: dict[tuple[str, ...], str]
+    places: dict[tuple[str, ...], str]
+    organisations: dict[tuple[str, ...], str]
+    opposed: tuple[frozenset[str], ...]
+    longest: int
+    amount: re.Pattern[str]
+    mass: re.Pattern[str]
+    scales: dict[str, float]
+    masses: dict[str, float]
+
+
+def words_of(text: str) -> list[str]:
+    """Folded, stemmed words, stopwords kept (phrases need them: "trafficking in human
+    beings")."""
+    return [stem(fold(w).replace("’", "'")) for w in WORD.findall(text)]
+
+
+@cache
+def vocabulary() -> Vocabulary:
+    """The vocabulary, read from the package once."""
+    data = tomllib.loads(resources.files("aggregator.dedup").joinpath("vocabulary.toml")
+                         .read_text(encoding="utf-8"))
+    crimes = _terms(data["crime"])
+    events = _terms(data["event"])
+    counted = _terms(data["count"])
+    places = {tuple(words_of(name)): code for name, code in data["place"].items()}
+    organisations = _terms(data["organisation"])
+    amount = data["amount"]
+    currencies = "|".join(re.escape(c) for c in sorted(amount["currencies"], key=len,
+                                                        reverse=True))
+    scales = "|".join(sorted(amount["scales"], key=len, reverse=True))
+    masses = "|".join(sorted(amount["masses"], key=len, reverse=True))
+    figure = rf"(?P<figure>{_FIGURE})"
+    scale = rf"(?:\s?(?P<scale>{scales})\b)?"
+    return Vocabulary(
+        crimes=crimes, events=events, counted=counted, places=places,
+        organisations=organisations,
+        opposed=tuple(frozenset(pair) for pair in data["opposed"]["pairs"]),
+        longest=max(len(k) for table in (crimes, events, counted, places, organisations)
+                    for k in table),
+        amount=re.compile(
+            rf"(?:(?<![\w])(?P<before>{currencies})\s?{figure}{scale})|"
+            rf"(?:(?<![\w.,]){figure.replace('figure', 'figure2')}"
+            rf"(?:\s?(?P<scale2>{scales})\b)?\s?(?P<after>{currencies})(?![\w]))",
+            re.IGNORECASE),
+        mass=re.compile(rf"(?<![\w.,]){figure}\s?(?P<unit>{masses})s?\b", re.IGNORECASE),
+        scales={k: float(v) for k, v in amount["scales"].items()},
+        masses={k: float(v) for k, v in amount["masses"].items()},
+    )
+
+
+def _terms(table: dict[str, list[str]]) -> dict[tuple[str, ...], str]:
+    return {tuple(words_of(term)): label for label, terms in table.items() for term in terms}
+
+
+def labels_in(words: Sequence[str], table: dict[tuple[str, ...], str]) -> set[str]:
+    """The labels of every term of `table` that occurs in `words` (longest match first)."""
+    found: set[str] = set()
+    longest = vocabulary().longest
+    index = 0
+    while index < len(words):
+        for size in range(min(longest, len(words) - index), 0, -1):
+            label = table.get(tuple(words[index : index + size]))
+            if label is not None:
+                found.add(label)
+                index += size
+                break
+        else:
+            index += 1
+    return found
+
+
+def crime_kinds(words: Sequence[str]) -> set[str]:
+    """Kinds of crime the words are about ("drugs", "cyber", ...)."""
+    return labels_in(words, vocabulary().crimes)
+
+
+def event_kinds(words: Sequence[str]) -> set[str]:
+    """Kinds of event the words tell ("enforcement", "sentencing", "visit", ...)."""
+    return labels_in(words, vocabulary().events)
+
+
+def organisations(words: Sequence[str]) -> set[str]:
+    """Agencies and bodies the words name ("europol", "interpol", ...)."""
+    return labels_in(words, vocabulary().organisations)
+
+
+def places(words: Sequence[str]) -> dict[str, str]:
+    """Cities and regions named (folded name -> ISO country code, "-" for a region)."""
+    table = vocabulary().places
+    longest = vocabulary().longest
+    found: dict[str, str] = {}
+    for index in range(len(words)):
+        for size in range(min(longest, len(words) - index), 0, -1):
+            key = tuple(words[index : index + size])
+            code = table.get(key)
+            if code is not None:
+                found[" ".join(key)] = code
+                break
+    return found
+
+
+def opposed_events(a: frozenset[str], b: frozenset[str]) -> tuple[str, str] | None:
+    """A pair of opposed event kinds, one only in `a` and the other only in `b`, if any."""
+    for pair in vocabulary().opposed:
+        first, second = sorted(pair)
+        if first in a and second in b and first not in b and second not in a:
+            return first, second
+        if second in a and first in b and second not in b and first not in a:
+            return second, first
+    return None
+
+
+def counts(text: str) -> set[tuple[str, float]]:
+    """What the text counts: ("arrests", 18.0), ("searches", 4.0), ... Numbers that are
+    parts of dates, times or amounts are not counts."""
+    table = vocabulary().counted
+    found: set[tuple[str, float]] = set()
+    for match in _NUMBER.finditer(text):
+        value = _value(match.group())
+        if value is None or _is_date_or_time(text, match.start(), match.end()):
+            continue
+        following = words_of(text[match.end() : match.end() + 60])[: _COUNT_REACH + 1]
+        for start in range(min(_COUNT_REACH, len(following))):
+            label = table.get(tuple(following[start : start + 2])) or table.get(
+                (following[start],))
+            if label is not None:
+                found.add((label, value))
+                break
+    return found
+
+
+def amounts(text: str) -> set[tuple[str, float]]:
+    """Money ("money", 3.2e6) and masses in kilograms ("kg", 2500.0) the text states."""
+    vocab = vocabulary()
+    found: set[tuple[str, float]] = set()
+    for match in vocab.amount.finditer(text):
+        figure = match.group("figure") or match.group("figure2")
+        scale = (match.group("scale") or match.group("scale2") or "").lower()
+        value = _value(figure)
+        if value is not None:
+            found.add(("money", value * vocab.scales.get(scale, 1.0)))
+    for match in vocab.mass.finditer(text):
+        value = _value(match.group("figure"))
+        if value is not None:
+            found.add(("kg", value * vocab.masses[match.group("unit").lower()]))
+    return found
+
+
+def _value(figure: str) -> float | None:
+    lowered = figure.lower()
+    if lowered in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[lowered])
+    if re.fullmatch(r"\d{1,3}(?:[ \u00a0\u202f,.]\d{3})+", figure):
+        return float(re.sub(r"\D", "", figure))
+    try:
+        return float(figure.replace(",", "."))
+    except ValueError:
+        return None
+
+
+def _is_date_or_time(text: str, start: int, end: int) -> bool:
+    after = text[end : end + 12].lower()
+    before = text[max(0, start - 10) : start].lower()
+    if re.match(r"(?:st|nd|rd|th)?\s*(?:-|–|and|to)?\s*\d{0,2}\s*(?:" + "|".join(_MONTHS) + ")",
+                after):
+        return True
+    if re.search(r"(?:" + "|".join(_MONTHS) + r")[a-z]*\.?\s*$", before):
+        return True
+    if re.match(r"\s*(?:[:.]\d\d\b|a\.?m\b|p\.?m\b|h\b|hrs\b|cet|cest|gmt|utc)", after):
+        return True
+    digits = text[start:end]
+    return len(digits) == 4 and digits.isdigit() and digits[:2] in ("19", "20")
+
+
+def agree(a: float, b: float) -> bool:
+    """Two figures that agencies would give for one thing: within 15 % (at least 1 apart
+    allowed), as "eight" and "nine" suspects or "more than 60" and 63 are."""
+    return abs(a - b) <= max(1.0, 0.15 * max(a, b))
