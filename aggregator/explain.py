@@ -12,6 +12,7 @@ from aggregator.store import SqlStore, open_store
 
 _ID_LIKE = re.compile(r"^[0-9a-f-]{4,36}$")
 _MAX_STORIES = 5
+_CONTRIBUTIONS = "score from: "
 
 
 def explain(config: Config, query: str) -> tuple[str, bool]:
@@ -80,8 +81,13 @@ def _note_line(note: MatchNote, members: dict[str, StoredItem], store: SqlStore)
     if other is not None and other.story_id not in (None, mine.story_id if mine else None):
         other_label += f" (story {str(other.story_id)[:8]})"
     head = f"  - {mine.title if mine else ours}  <->  {other_label}"
-    reasons = "; ".join(note.reasons) or "no shared evidence"
-    return f"{head}\n      score {note.score:.2f}: {reasons}"
+    words = [r for r in note.reasons if not r.startswith(_CONTRIBUTIONS)]
+    parts = [r.removeprefix(_CONTRIBUTIONS) for r in note.reasons if r.startswith(_CONTRIBUTIONS)]
+    reasons = "; ".join(words) or "no shared evidence"
+    line = f"{head}\n      score {note.score:.2f}: {reasons}"
+    if parts:
+        line += f"\n      what made the score (log-odds): {parts[0]}"
+    return line
 
 
 def _why_leads(store: SqlStore, story: Story) -> str:

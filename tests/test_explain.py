@@ -21,6 +21,9 @@ def test_explain_by_title_words_shows_members_reasons_and_near_misses(
     assert "Why these items were merged:" in text
     assert "both name Jakov Milatovic" in text
     assert "both give the date 4 December 2024" in text
+    # Each feature's part in the fitted score.
+    assert "what made the score (log-odds): " in text
+    assert "names +" in text and "advisory_same_agency +" in text
     assert "Close items kept apart:" in text
     assert "kept apart: titles name different countries" in text
 

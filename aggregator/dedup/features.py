@@ -21,7 +21,7 @@ from aggregator.dedup import vocabulary
 from aggregator.gazetteer import fold
 from aggregator.model import StoredItem
 
-FEATURES_VERSION = 4
+FEATURES_VERSION = 6
 """Bumped whenever the features change: stored features of another version are read again
 from their items."""
 

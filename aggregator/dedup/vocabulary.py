@@ -61,7 +61,7 @@ def vocabulary() -> Vocabulary:
     crimes = _terms(data["crime"])
     events = _terms(data["event"])
     counted = _terms(data["count"])
-    places = {tuple(words_of(name)): code for name, code in data["place"].items()}
+    places = {tuple(words_of(name)): f"{name}|{code}" for name, code in data["place"].items()}
     organisations = _terms(data["organisation"])
     amount = data["amount"]
     currencies = "|".join(re.escape(c) for c in sorted(amount["currencies"], key=len,
@@ -124,17 +124,22 @@ def organisations(words: Sequence[str]) -> set[str]:
 
 
 def places(words: Sequence[str]) -> dict[str, str]:
-    """Cities and regions named (folded name -> ISO country code, "-" for a region)."""
+    """Cities and regions named (their name in the vocabulary -> ISO country code, "-" for
+    a region)."""
     table = vocabulary().places
     longest = vocabulary().longest
     found: dict[str, str] = {}
-    for index in range(len(words)):
+    index = 0
+    while index < len(words):
         for size in range(min(longest, len(words) - index), 0, -1):
-            key = tuple(words[index : index + size])
-            code = table.get(key)
-            if code is not None:
-                found[" ".join(key)] = code
+            entry = table.get(tuple(words[index : index + size]))
+            if entry is not None:
+                name, code = entry.split("|")
+                found[name] = code
+                index += size
                 break
+        else:
+            index += 1
     return found
 
 

@@ -1,0 +1,104 @@
+"""The evidence dedup reads from a lead (vocabulary, counts, amounts, places, organisations)
+and the fitted scorer's shape."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from aggregator.config import DedupConfig
+from aggregator.dedup import scorer, vocabulary
+from aggregator.dedup.rarity import language
+
+
+def words(text: str) -> list[str]:
+    return vocabulary.words_of(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("Ransomware gang behind attacks on hospitals taken down", {"cyber"}),
+        ("Call centres that sold fake investments shut in Albania", {"fraud"}),
+        ("Network trafficking in human beings for forced labour dismantled",
+         {"human-trafficking"}),
+        ("Cocaine shipment seized in the port of Antwerp", {"drugs"}),
+        ("Looted antiquities returned to Italy", {"cultural-goods"}),
+    ],
+)
+def test_kinds_of_crime_are_read_through_their_synonyms(text: str, kinds: set[str]) -> None:
+    assert kinds <= vocabulary.crime_kinds(words(text))
+
+
+def test_opposed_kinds_of_event_keep_arrests_and_a_sentencing_apart() -> None:
+    arrests = frozenset(vocabulary.event_kinds(words("Police arrested 12 suspects in raids")))
+    sentence = frozenset(vocabulary.event_kinds(words("Ringleader sentenced to 9 years")))
+    assert vocabulary.opposed_events(arrests, sentence) == ("enforcement", "sentencing")
+    launch = frozenset(vocabulary.event_kinds(words("INTERPOL launches a campaign")))
+    results = frozenset(vocabulary.event_kinds(words("Results of the operation published")))
+    assert vocabulary.opposed_events(launch, results) == ("launch", "results")
+    assert vocabulary.opposed_events(arrests, arrests) is None
+
+
+def test_counts_are_typed_and_skip_dates_and_amounts() -> None:
+    found = vocabulary.counts(
+        "On 27 November 2024 police arrested eighteen suspects and searched 4 call centres; "
+        "1 150 migrants were identified and EUR 3 million seized at 10:30.")
+    assert ("arrests", 18.0) in found
+    assert ("searches", 4.0) in found
+    assert ("migrants", 1150.0) in found
+    assert not any(value in (27.0, 2024.0, 3.0, 10.0) for _, value in found)
+
+
+def test_counts_agree_within_a_tolerance() -> None:
+    assert vocabulary.agree(8, 9) and vocabulary.agree(60, 63) and vocabulary.agree(2, 3)
+    assert not vocabulary.agree(10, 40) and not vocabulary.agree(100, 130)
+
+
+def test_amounts_are_normalized_money_and_masses() -> None:
+    found = vocabulary.amounts("Assets worth EUR 3.2 million and over €40 000 were frozen; "
+                               "2.5 tonnes of cocaine and 450 kg of cannabis were seized.")
+    assert ("money", 3_200_000.0) in found
+    assert ("money", 40_000.0) in found
+    assert ("kg", 2500.0) in found
+    assert ("kg", 450.0) in found
+
+
+def test_places_name_their_country_and_regions_have_none() -> None:
+    found = vocabulary.places(words("Raids in Tirana and The Hague; routes via the Western "
+                                    "Balkans"))
+    assert found == {"tirana": "AL", "the hague": "NL", "western balkans": "-"}
+
+
+def test_organisations_named() -> None:
+    assert vocabulary.organisations(words(
+        "INTERPOL Secretary General visits Europol and the Joint Chiefs of Staff")) == {
+        "interpol", "europol", "jcs"}
+
+
+def test_language_rarity_counts_rare_words_fully_and_common_ones_little() -> None:
+    assert language("ransomware") == 1.0
+    assert language("the") == 0.1
+    assert 0.1 < language("arrest") < 0.6
+
+
+def test_the_shipped_scorer_matches_the_code_and_the_config_defaults() -> None:
+    data = json.loads(resources.files("aggregator.dedup").joinpath("scorer.json").read_text())
+    assert set(data["coefficients"]) == set(scorer.FEATURES)
+    assert data["fitted_on"] and all("test" not in name for name in data["fitted_on"])
+    defaults = DedupConfig()
+    assert defaults.merge_threshold == data["merge_threshold"]
+    assert defaults.agree_threshold == data["agree_threshold"]
+
+
+def test_contributions_explain_the_log_odds() -> None:
+    values = [0.0] * len(scorer.FEATURES)
+    values[scorer.FEATURES.index("names")] = 1.0
+    values[scorer.FEATURES.index("same_agency")] = 1.0
+    parts = dict(scorer.contributions(values))
+    assert set(parts) == {"names", "same_agency"}
+    model = scorer.shipped()
+    logit = model.intercept + sum(parts.values())
+    assert scorer.probability(values) == pytest.approx(1 / (1 + 2.718281828459045 ** -logit))
