@@ -163,6 +163,7 @@ def _setup_logging(verbose: int, quiet: bool, log_format: logs.LogFormat, *, dae
         # A daemon has no summary line on exit: its one line per run is the record of work.
         logging.getLogger("aggregator.scheduler").setLevel(logging.INFO)
         logging.getLogger("aggregator.serve").setLevel(logging.INFO)
+        logging.getLogger("aggregator.websub").setLevel(logging.INFO)
 
 
 def _error(message: str) -> None:
