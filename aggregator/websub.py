@@ -353,6 +353,7 @@ class Hub:
         expired = self._store.expire_subscriptions(self._now())
         if expired:
             log.info("websub leases ended", extra=facts(subscriptions=expired))
+        self._release_store()
         self._client = httpx.Client(timeout=self.settings.timeout, follow_redirects=False,
                                     headers={"User-Agent": user_agent()})
         for number in range(_WORKERS):
@@ -413,6 +414,14 @@ class Hub:
             except Exception as exc:  # one bad task (a store hiccup, a bug) costs that task
                 log.warning("websub task failed", extra=facts(error=repr(exc)))
                 log.debug("websub task failed", exc_info=True)
+            finally:
+                self._release_store()
+
+    def _release_store(self) -> None:
+        """Close the store's idle connections: between tasks the hub holds no database
+        open, so it never keeps a replaced or deleted SQLite file alive for the runs."""
+        if self._store is not None:
+            self._store.close()  # the engine reconnects on the next use
 
     def _verify(self, request: HubRequest) -> None:
         assert self._store is not None

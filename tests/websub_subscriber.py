@@ -67,6 +67,8 @@ class _State:
     """path -> statuses to answer deliveries with, in turn (then 204)."""
     delays: dict[str, float] = field(default_factory=dict)
     """path -> seconds to hold each delivery before answering."""
+    miscounted: set[str] = field(default_factory=set)
+    """Paths that answer a verification 200 with a body other than the challenge."""
     verifications: list[Verification] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
 
@@ -86,11 +88,14 @@ class Subscriber:
                 mode, topic = params.get("hub.mode", ""), params.get("hub.topic", "")
                 with changed:
                     confirmed = (parts.path, mode, topic) in state.intents
+                    wrong = parts.path in state.miscounted
                     state.verifications.append(
                         Verification(parts.path, params, confirmed, time.monotonic()))
                     changed.notify_all()
                 body = params.get("hub.challenge", "").encode() if confirmed else b"no\n"
-                self.send_response(200 if confirmed else 404)
+                if wrong:
+                    body = b"ok"
+                self.send_response(200 if confirmed or wrong else 404)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -137,6 +142,11 @@ class Subscriber:
         with self._changed:
             self._state.answers[path] = list(statuses)
             self._state.delays[path] = delay
+
+    def answer_challenges_wrongly(self, path: str) -> None:
+        """Answer verifications of `path` with 200 and a body that is not the challenge."""
+        with self._changed:
+            self._state.miscounted.add(path)
 
     def request(self, hub: str, mode: str, path: str, topic: str, *,
                 secret: str | None = None, lease_seconds: int | None = None) -> httpx.Response:
