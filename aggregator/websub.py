@@ -285,6 +285,15 @@ class _Payload:
     content_type: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Update:
+    """An update waiting for one subscriber."""
+
+    payload: _Payload
+    secret: str | None
+    """The subscription's secret when the update was queued (a retry reads it again)."""
+
+
 _Task = _Verify | _Fanout | _Deliver
 
 
@@ -320,6 +329,11 @@ class _TaskQueue:
                 self._changed.wait(wait)
             return None
 
+    def empty(self) -> bool:
+        """Whether no task waits, due or not."""
+        with self._changed:
+            return not self._heap
+
     def close(self) -> None:
         """Wake every waiting worker and take no more tasks."""
         with self._changed:
@@ -336,24 +350,21 @@ class Hub:
         self._now = now
         self._queue = _TaskQueue(settings.queue)
         self._lock = threading.Lock()
-        self._latest: dict[tuple[str, str], _Payload] = {}
+        self._latest: dict[tuple[str, str], _Update] = {}
         """(callback, topic) -> the newest update waiting for delivery to it."""
+        self._busy: set[tuple[str, str]] = set()
+        """(callback, topic) with a delivery queued or in flight."""
         self._threads: list[threading.Thread] = []
         self._store: SqlStore | None = None
         self._client: httpx.Client | None = None
 
     def start(self) -> None:
-        """Open the store (creating the subscriptions table) and start the workers."""
+        """Start the workers. The store is opened when a task first needs it, so a store
+        that is down costs the hub's tasks (logged), never the daemon's start."""
         import httpx
 
         from aggregator.sources._http import user_agent
-        from aggregator.store import open_store
 
-        self._store = open_store(self.settings.store_url)
-        expired = self._store.expire_subscriptions(self._now())
-        if expired:
-            log.info("websub leases ended", extra=facts(subscriptions=expired))
-        self._release_store()
         self._client = httpx.Client(timeout=self.settings.timeout, follow_redirects=False,
                                     headers={"User-Agent": user_agent()})
         for number in range(_WORKERS):
@@ -415,16 +426,26 @@ class Hub:
                 log.warning("websub task failed", extra=facts(error=repr(exc)))
                 log.debug("websub task failed", exc_info=True)
             finally:
-                self._release_store()
+                if self._queue.empty():
+                    self._release_store()
+
+    def _db(self) -> SqlStore:
+        """The store, opened (and migrated) on first use."""
+        with self._lock:
+            if self._store is None:
+                from aggregator.store import open_store
+
+                self._store = open_store(self.settings.store_url)
+            return self._store
 
     def _release_store(self) -> None:
-        """Close the store's idle connections: between tasks the hub holds no database
-        open, so it never keeps a replaced or deleted SQLite file alive for the runs."""
+        """Close the store's idle connections: while idle the hub holds no database open,
+        so it never keeps a replaced or deleted SQLite file alive for the runs."""
         if self._store is not None:
             self._store.close()  # the engine reconnects on the next use
 
     def _verify(self, request: HubRequest) -> None:
-        assert self._store is not None
+        store = self._db()
         challenge = secrets.token_urlsafe(24)
         params = {"hub.mode": request.mode, "hub.topic": request.topic,
                   "hub.challenge": challenge}
@@ -439,14 +460,14 @@ class Hub:
                 reason=reason))
             return
         if request.mode == "unsubscribe":
-            self._store.delete_subscription(request.callback, request.topic)
+            store.delete_subscription(request.callback, request.topic)
             log.info("websub unsubscribed", extra=facts(callback=request.callback,
                                                         topic=request.topic))
             return
         from aggregator.store import Subscription
 
         now = self._now()
-        self._store.save_subscription(Subscription(
+        store.save_subscription(Subscription(
             callback=request.callback, topic=request.topic, secret=request.secret,
             lease_seconds=request.lease_seconds, verified=now,
             expires=now + timedelta(seconds=request.lease_seconds),
@@ -456,13 +477,13 @@ class Hub:
             lease_seconds=request.lease_seconds, signed=request.secret is not None))
 
     def _fanout(self, names: Sequence[str]) -> None:
-        assert self._store is not None
+        store = self._db()
         settings = self.settings
         now = self._now()
-        self._store.expire_subscriptions(now)
+        store.expire_subscriptions(now)
         topics = {settings.base_url + name: name for name in names}
         payloads: dict[str, _Payload] = {}
-        for subscription in self._store.subscribers(topics, now):
+        for subscription in store.subscribers(topics, now):
             topic = subscription.topic
             if topic not in payloads:
                 name = topics[topic]
@@ -473,60 +494,88 @@ class Hub:
                 payloads[topic] = _Payload(body, FEED_TYPES[Path(name).suffix])
             key = (subscription.callback, topic)
             with self._lock:
-                waiting = key in self._latest
-                self._latest[key] = payloads[topic]  # a waiting delivery sends the newest
-                if waiting:
+                # One delivery per subscriber and topic at a time, queued or in flight, so
+                # an older feed never arrives after a newer one: when one is under way, it
+                # sends this newest update next.
+                self._latest[key] = _Update(payloads[topic], subscription.secret)
+                if key in self._busy:
                     continue
+                self._busy.add(key)
                 if not self._queue.put(_Deliver(key[0], key[1], 1)):
-                    del self._latest[key]
+                    self._drop(key)
                     log.warning("websub queue full: an update is not delivered",
                                 extra=facts(callback=key[0], topic=topic))
 
+    def _drop(self, key: tuple[str, str]) -> None:
+        """Forget what waits for a subscriber (call with the lock held)."""
+        self._latest.pop(key, None)
+        self._busy.discard(key)
+
     def _deliver(self, task: _Deliver) -> None:
-        assert self._store is not None
-        settings = self.settings
         key = (task.callback, task.topic)
+        try:
+            retry = self._attempt(task)
+        except Exception:
+            with self._lock:
+                self._drop(key)
+            raise
         with self._lock:
-            payload = self._latest.pop(key, None)
-        if payload is None:
-            return
-        subscription = self._store.subscription(task.callback, task.topic, self._now())
-        if subscription is None:
-            return  # unsubscribed, or its lease ended, while the update waited
+            if retry is not None:
+                update, delay = retry
+                self._latest.setdefault(key, update)  # a newer update goes in its place
+                if not self._queue.put(_Deliver(key[0], key[1], task.attempt + 1), delay):
+                    self._drop(key)
+                    log.warning("websub queue full: a retry is dropped",
+                                extra=facts(callback=key[0], topic=key[1]))
+            elif key in self._latest:  # a newer update came while this one was sent
+                if not self._queue.put(_Deliver(key[0], key[1], 1)):
+                    self._drop(key)
+            else:
+                self._busy.discard(key)
+
+    def _attempt(self, task: _Deliver) -> tuple[_Update, float] | None:
+        """Send the newest update to one subscriber; (the update, delay) to retry it."""
+        store = self._db()
+        settings = self.settings
+        with self._lock:
+            update = self._latest.pop((task.callback, task.topic), None)
+        if update is None:
+            return None
+        secret = update.secret
+        if task.attempt > 1:  # the fan-out just read the subscription; a retry reads it again
+            subscription = store.subscription(task.callback, task.topic, self._now())
+            if subscription is None:
+                return None  # unsubscribed, or its lease ended, while the retry waited
+            secret = subscription.secret
+        payload = update.payload
         headers = {"Content-Type": payload.content_type,
                    "Link": link_header(settings.hub_url, task.topic)}
-        if subscription.secret:
-            headers["X-Hub-Signature"] = signature(subscription.secret, payload.body)
+        if secret:
+            headers["X-Hub-Signature"] = signature(secret, payload.body)
         status, _, error = self._call("POST", task.callback, content=payload.body,
                                       headers=headers)
         if error is None and 200 <= status < 300:
             log.debug("websub delivered", extra=facts(callback=task.callback,
                                                       topic=task.topic, status=status))
-            return
+            return None
         if status == 410:  # Gone: the subscriber wants no more
-            self._store.delete_subscription(task.callback, task.topic)
+            store.delete_subscription(task.callback, task.topic)
+            with self._lock:
+                self._latest.pop((task.callback, task.topic), None)
             log.info("websub subscription gone (HTTP 410)",
                      extra=facts(callback=task.callback, topic=task.topic))
-            return
+            return None
         reason = error or f"HTTP {status}"
         if task.attempt >= settings.attempts:
             log.warning("websub delivery failed; giving up", extra=facts(
                 callback=task.callback, topic=task.topic, attempts=task.attempt,
                 reason=reason))
-            return
+            return None
         delay = retry_delay(task.attempt, settings)
-        with self._lock:
-            if key in self._latest:
-                return  # a newer update is already waiting; it carries on
-            self._latest[key] = payload
-            queued = self._queue.put(_Deliver(task.callback, task.topic, task.attempt + 1),
-                                     delay)
-            if not queued:
-                del self._latest[key]
-        log.warning("websub delivery failed; will retry" if queued
-                    else "websub delivery failed; queue full, not retried", extra=facts(
+        log.warning("websub delivery failed; will retry", extra=facts(
             callback=task.callback, topic=task.topic, attempt=task.attempt, reason=reason,
             retry_in=delay))
+        return update, delay
 
     def _call(self, method: str, url: str, **options: Any) -> tuple[int, bytes, str | None]:
         """One request to a subscriber: (status, the start of the answer, error or None)."""

@@ -9,6 +9,7 @@ import socket
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -21,6 +22,8 @@ from websub_subscriber import Subscriber
 from werkzeug import Request, Response
 
 from aggregator.config import load_config
+from aggregator.pipeline import run_once
+from aggregator.websub import with_served_hub
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 BASE = "http://feeds.example.test/"
@@ -207,6 +210,9 @@ def test_only_our_published_feeds_can_be_subscribed_and_unconfirmed_intent_store
         assert named in response.text
     not_a_form = httpx.post(hub, content=b"{}", headers={"content-type": "application/json"})
     assert not_a_form.status_code == 415
+    too_large = httpx.post(hub, content=b"hub.secret=" + b"x" * 20_000,
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    assert too_large.status_code == 413
     assert httpx.get(hub).status_code in (404, 405)
 
     # A callback that does not confirm (404 to the challenge) is not subscribed.
@@ -312,6 +318,23 @@ def test_a_hub_that_hangs_or_is_down_costs_a_run_at_most_the_timeout(
     # machine's slack; without the bound the run would wait on it for ever.
     assert 0.9 <= extra < 1.0 + 1.0, (extra, pinged.stderr)
     assert elapsed < 15, elapsed
+
+
+def test_a_once_run_names_only_the_configured_hubs(workspace: Workspace) -> None:
+    config = load_config(workspace.config)
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    feed = workspace.output / "combined.atom"
+
+    def hubs() -> list[str | None]:
+        return [link.get("href")
+                for link in ET.parse(feed).getroot().findall(f"{ATOM}link[@rel='hub']")]
+
+    run_once(with_served_hub(config), now=now)  # as `aggregate --serve` runs
+    assert hubs() == [HUB]
+    again = run_once(config, now=now)  # as `aggregate --once` runs: no hub of its own
+    assert "combined.atom" in again.files_written and "nato.rss" in again.files_written
+    assert hubs() == []
+    assert run_once(config, now=now).files_written == ()
 
 
 # -- configuration ------------------------------------------------------------------------

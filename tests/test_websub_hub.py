@@ -7,11 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from websub_subscriber import Subscriber
 
+from aggregator.store import open_store
 from aggregator.websub import Hub, HubSettings
 
 BASE = "http://feeds.example.test/"
@@ -95,6 +97,14 @@ def test_renewal_replaces_the_secret_and_410_ends_the_subscription(
     subscriber.answer("/cb", 410)
     publish(settings, hub, b"<feed>third</feed>")
     subscriber.wait(lambda: subscriber.deliveries("/cb"), 2, 5, "the push answered 410")
+    store = open_store(settings.store_url)
+    try:
+        deadline = time.monotonic() + 5
+        while store.subscription(subscriber.callback("/cb"), TOPIC, datetime.now(UTC)):
+            assert time.monotonic() < deadline, "the subscription outlived its 410"
+            time.sleep(0.05)
+    finally:
+        store.close()
     publish(settings, hub, b"<feed>fourth</feed>")
     time.sleep(0.6)
     assert len(subscriber.deliveries("/cb")) == 2, "pushed after 410 Gone"
