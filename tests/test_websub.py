@@ -22,6 +22,7 @@ from websub_subscriber import Subscriber
 from werkzeug import Request, Response
 
 from aggregator.config import load_config
+from aggregator.errors import ConfigError
 from aggregator.pipeline import run_once
 from aggregator.websub import with_served_hub
 
@@ -351,10 +352,20 @@ def test_a_once_run_names_only_the_configured_hubs(workspace: Workspace) -> None
 ])
 def test_websub_config_errors_name_the_key(workspace: Workspace, body: str, key: str) -> None:
     workspace.write_config(body)
+    with pytest.raises(ConfigError) as error:
+        load_config(workspace.config)
+    assert str(error.value).startswith(f"{workspace.config}: {key}: ")
+
+
+def test_a_websub_config_error_stops_the_cli_before_anything_is_published(
+    workspace: Workspace,
+) -> None:
+    workspace.write_config('[websub]\nhubs = ["ftp://hub.example.test/"]\n')
     result = workspace.run("--once")
     assert result.returncode == 2
-    assert f"{workspace.config}: {key}:" in result.stderr, result.stderr
-    assert not workspace.output.exists() or not any(workspace.output.glob("*.atom"))
+    assert (f"{workspace.config}: websub.hubs[0]: must be an http(s) URL, got "
+            "'ftp://hub.example.test/'") in result.stderr
+    assert not any(workspace.output.glob("*.atom"))
 
 
 def test_websub_defaults(workspace: Workspace) -> None:
