@@ -176,8 +176,8 @@ def test_failed_deliveries_are_retried_with_backoff_and_a_slow_callback_delays_n
     changed_run(daemon, runs + 1)
     assert subscriber.deliveries("/slow")[0].at > time.monotonic() - 8.0, "slow one answered"
     durations = [float(re.search(r"duration=([\d.]+)", line).group(1))  # type: ignore[union-attr]
-                 for line in daemon.matching(CHANGED_RUN)]
-    assert max(durations) < 3.0, durations
+                 for line in daemon.matching(CHANGED_RUN)[runs:]]
+    assert len(durations) == 2 and max(durations) < 3.0, durations
     subscriber.wait(lambda: subscriber.deliveries("/flaky"), 4, 5, "the second push")
     assert len(subscriber.deliveries("/flaky")) == 4
 
@@ -314,10 +314,11 @@ def test_a_hub_that_hangs_or_is_down_costs_a_run_at_most_the_timeout(
     assert f"{hanging_hub}: WebSub ping failed: no answer within 1s" in pinged.stderr
     assert f"{down_hub}: WebSub ping failed: ConnectError" in pinged.stderr
     assert (workspace_feed := hubs.output / "combined.atom").is_file(), workspace_feed
+    # The hung hub was waited for (the timeout), and not more than a noisy machine's slack
+    # on top of a run without hubs; without the bound the run would wait on it for ever.
+    assert _run_seconds(pinged.stderr) >= 0.95, pinged.stderr
     extra = _run_seconds(pinged.stderr) - _run_seconds(baseline.stderr)
-    # The hung hub was waited for (the timeout), and not a moment more than a noisy
-    # machine's slack; without the bound the run would wait on it for ever.
-    assert 0.9 <= extra < 1.0 + 1.0, (extra, pinged.stderr)
+    assert extra < 1.0 + 1.0, (extra, pinged.stderr)
     assert elapsed < 15, elapsed
 
 
