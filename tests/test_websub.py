@@ -177,7 +177,7 @@ def test_failed_deliveries_are_retried_with_backoff_and_a_slow_callback_delays_n
     assert subscriber.deliveries("/slow")[0].at > time.monotonic() - 8.0, "slow one answered"
     durations = [float(re.search(r"duration=([\d.]+)", line).group(1))  # type: ignore[union-attr]
                  for line in daemon.matching(CHANGED_RUN)[runs:]]
-    assert len(durations) == 2 and max(durations) < 3.0, durations
+    assert len(durations) >= 2 and max(durations) < 3.0, durations
     subscriber.wait(lambda: subscriber.deliveries("/flaky"), 4, 5, "the second push")
     assert len(subscriber.deliveries("/flaky")) == 4
 
