@@ -287,6 +287,9 @@ class Endpoints:
             "vary": "Accept-Encoding",
             "x-content-type-options": "nosniff",
         }
+        link = self.hub.discovery_link(name) if self.hub is not None else None
+        if link is not None:
+            headers["link"] = link  # WebSub discovery (its §4) in HTTP as well as in the feed
         if not_modified(request_headers, etag, cached.mtime):
             return Response(status_code=304, headers=headers)
         if use_gzip:

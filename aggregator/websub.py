@@ -82,6 +82,8 @@ class HubSettings:
 
     base_url: str
     hub_url: str
+    advertised: tuple[str, ...]
+    """Every hub the feeds name (this one first), for the `Link` headers of feeds served."""
     out_dir: Path
     store_url: str
     lease: int
@@ -99,6 +101,7 @@ class HubSettings:
         return cls(
             base_url=config.output.base_url,
             hub_url=served_hub_url(config.output.base_url),
+            advertised=with_served_hub(config).websub.advertised,
             out_dir=config.output.dir,
             store_url=config.store.url,
             lease=int(websub.lease),
@@ -203,7 +206,12 @@ def signature(secret: str, body: bytes) -> str:
 
 def link_header(hub_url: str, topic: str) -> str:
     """The `Link` header of a delivery: the hub and the topic (the feed's self URL)."""
-    return f'<{hub_url}>; rel="hub", <{topic}>; rel="self"'
+    return discovery_links((hub_url,), topic)
+
+
+def discovery_links(hubs: Sequence[str], topic: str) -> str:
+    """A `Link` header naming every hub and the topic's self URL (spec §4, discovery)."""
+    return ", ".join([*(f'<{hub}>; rel="hub"' for hub in hubs), f'<{topic}>; rel="self"'])
 
 
 def with_query(url: str, params: Mapping[str, str]) -> str:
@@ -402,6 +410,13 @@ class Hub:
         if not self._queue.put(_Verify(request)):
             return 503, "the hub is busy; try again later\n"
         return 202, "accepted: the hub will verify the intent at hub.callback\n"
+
+    def discovery_link(self, name: str) -> str | None:
+        """The `Link` header a served file carries: hubs and self for a feed, else None."""
+        if not _FEED_NAME.fullmatch(name):
+            return None
+        settings = self.settings
+        return discovery_links(settings.advertised, settings.base_url + name)
 
     def feeds_changed(self, names: Collection[str]) -> None:
         """A run rewrote these published files: send the feeds among them to subscribers.

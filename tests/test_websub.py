@@ -107,6 +107,9 @@ def test_subscriber_is_verified_then_pushed_signed_feed_and_nothing_after_unsubs
     feed = ET.parse(workspace.output / "combined.atom").getroot()
     links = {link.get("rel"): link.get("href") for link in feed.findall(f"{ATOM}link")}
     assert links["hub"] == HUB and links["self"] == COMBINED_ATOM
+    served = httpx.get(hub.removesuffix("/websub") + "/combined.atom")
+    assert served.headers["link"] == f'<{HUB}>; rel="hub", <{COMBINED_ATOM}>; rel="self"'
+    assert "link" not in httpx.get(hub.removesuffix("/websub") + "/index.html").headers
     runs = len(daemon.matching(CHANGED_RUN))
     title = add_story(workspace, 1)
     seen = changed_run(daemon, runs)

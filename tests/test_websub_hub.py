@@ -26,7 +26,7 @@ def settings(tmp_path: Path) -> HubSettings:
     out_dir.mkdir()
     (out_dir / "combined.atom").write_bytes(b"<feed>first</feed>")
     return HubSettings(
-        base_url=BASE, hub_url=BASE + "websub", out_dir=out_dir,
+        base_url=BASE, hub_url=BASE + "websub", advertised=(BASE + "websub",), out_dir=out_dir,
         store_url=f"sqlite:///{tmp_path / 'state.db'}", lease=3600, min_lease=1,
         max_lease=7200, attempts=3, retry_backoff=0.2, queue=100, timeout=2.0,
     )

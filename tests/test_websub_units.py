@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from aggregator import websub
+from aggregator.config import load_config
 from aggregator.publish import FeedPlan, Site, render_atom_and_rss, render_json
 from aggregator.store import Subscription, open_store
-from aggregator.websub import HubRequestError, HubSettings, parse_request
+from aggregator.websub import Hub, HubRequestError, HubSettings, parse_request
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 SETTINGS = HubSettings(
     base_url="http://feeds.example.test/", hub_url="http://feeds.example.test/websub",
+    advertised=("http://feeds.example.test/websub",),
     out_dir=Path("/nonexistent"), store_url="sqlite://", lease=864_000, min_lease=300,
     max_lease=2_592_000, attempts=6, retry_backoff=10.0, queue=3, timeout=5.0,
 )
@@ -168,3 +170,19 @@ def test_feeds_name_their_hubs_only_when_there_are_some() -> None:
     atom_plain, rss_plain = render_atom_and_rss(feed, plain)
     assert b'rel="hub"' not in atom_plain + rss_plain
     assert "hubs" not in json.loads(render_json(feed, plain))
+
+
+def test_served_feeds_name_every_hub_and_themselves_in_a_link_header(tmp_path: Path) -> None:
+    config_path = tmp_path / "config" / "aggregator.toml"
+    config_path.parent.mkdir()
+    config_path.write_text('[output]\nbase_url = "http://f.test/news/"\n'
+                           '[websub]\nhubs = ["http://h.test/"]\n', encoding="utf-8")
+    settings = HubSettings.of(load_config(config_path))
+    assert settings.hub_url == "http://f.test/news/websub"
+    assert settings.advertised == ("http://f.test/news/websub", "http://h.test/")
+    hub = Hub(settings)
+    assert hub.discovery_link("nato.rss") == (
+        '<http://f.test/news/websub>; rel="hub", <http://h.test/>; rel="hub", '
+        '<http://f.test/news/nato.rss>; rel="self"')
+    assert hub.discovery_link("index.html") is None
+    assert hub.discovery_link("feeds.opml") is None
