@@ -446,8 +446,9 @@ def _ping_hubs(config: Config, written: Sequence[str]) -> None:
     urls = [config.output.base_url + name for name in websub.feed_names(written)]
     if not urls:
         return
+    started = time.perf_counter()
     failures = websub.ping_hubs(config.websub.hubs, urls, config.websub.timeout)
     for failure in failures:
         log.warning("%s", failure)
-    log.info("websub pinged hubs=%d failed=%d feeds=%d", len(config.websub.hubs),
-             len(failures), len(urls))
+    log.info("websub pinged hubs=%d failed=%d feeds=%d in %.2fs", len(config.websub.hubs),
+             len(failures), len(urls), time.perf_counter() - started)

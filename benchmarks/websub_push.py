@@ -9,6 +9,10 @@ daemon's log line of the run that wrote the feed to the first and the last push,
 run's own duration (which must not grow with the subscribers: delivery is off the run's
 path). The issue's target: the push within 2 s of the run.
 
+Then `aggregate --once` on the seeds, cold, `--rounds` times each: without hubs, and with
+`[websub] hubs` naming a hub that takes the connection and never answers (`timeout = "1s"`):
+the run's wall time, and what the hung hub added (target: at most the timeout).
+
 Usage::
 
     python benchmarks/websub_push.py [--counts 1 100 1000] [--rounds 3]
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
+import statistics
 import tempfile
 import threading
 import time
@@ -28,7 +34,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from _daemon import Daemon, make_workspace
+from _daemon import Daemon, aggregate_command, make_workspace
+from _harness import timed
 
 TOPIC = "http://localhost:8080/combined.atom"
 WAIT = 60.0
@@ -100,6 +107,40 @@ def changed_run_seen(daemon: Daemon, before: int) -> tuple[float, float]:
             daemon._changed.wait(0.5)
 
 
+def hung_hub_cost(rounds: int) -> None:
+    """Cold `--once` runs without hubs and with a hung hub: wall seconds and the time the
+    pings took inside the run (its `websub pinged ... in N s` line), min-max."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)  # takes connections into the backlog, never answers
+    hung = f"http://127.0.0.1:{listener.getsockname()[1]}/hub"
+    walls: dict[str, list[float]] = {"no hub": [], "hung hub": []}
+    pings: list[float] = []
+    try:
+        for number in range(rounds):
+            for label, extra in (("no hub", ""),
+                                 ("hung hub", f'[websub]\nhubs = ["{hung}"]\ntimeout = "1s"\n')):
+                with tempfile.TemporaryDirectory() as scratch:
+                    config = make_workspace(Path(scratch) / str(number), extra)
+                    run = timed([*aggregate_command(), "--once", "-v", "--config", str(config)])
+                    if run.status != 0:
+                        raise SystemExit(f"benchmark failed: {label} run: {run.stderr}")
+                    walls[label].append(run.wall)
+                    match = re.search(r"websub pinged .* in ([\d.]+)s", run.stderr)
+                    if label == "hung hub":
+                        if match is None:
+                            raise SystemExit(f"benchmark failed: no ping line: {run.stderr}")
+                        pings.append(float(match.group(1)))
+    finally:
+        listener.close()
+    plain, hung_walls = walls["no hub"], walls["hung hub"]
+    print(f"aggregate --once, cold, {rounds} runs each (s, min-max):")
+    print(f"  no hub           wall {min(plain):.2f}-{max(plain):.2f}")
+    print(f"  hung hub         wall {min(hung_walls):.2f}-{max(hung_walls):.2f}   "
+          f"its pings {min(pings):.2f}-{max(pings):.2f} (timeout 1s); median wall added "
+          f"{statistics.median(hung_walls) - statistics.median(plain):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 100, 1000])
@@ -148,6 +189,7 @@ def main() -> None:
             daemon.stop()
             subscriber.server.shutdown()
     print("(negative: the push arrived before this script saw the run's log line)")
+    hung_hub_cost(args.rounds)
 
 
 if __name__ == "__main__":
