@@ -382,7 +382,11 @@ class Hub:
 
     def configure(self, settings: HubSettings) -> None:
         """Take new settings (a reloaded config); the queue keeps its size until a restart."""
-        self.settings = settings
+        with self._lock:
+            if self._store is not None and settings.store_url != self.settings.store_url:
+                self._store.close()
+                self._store = None  # the next task opens the new store
+            self.settings = settings
 
     def stop(self) -> None:
         """Stop the workers, giving deliveries in flight a moment to end."""
@@ -598,7 +602,8 @@ class Hub:
 
         assert self._client is not None
         try:
-            with self._client.stream(method, url, **options) as response:
+            with self._client.stream(method, url, timeout=self.settings.timeout,
+                                     **options) as response:
                 answer = b""
                 for chunk in response.iter_bytes():
                     answer += chunk

@@ -148,3 +148,17 @@ def test_a_full_queue_answers_503_and_an_unpublished_topic_400(settings: HubSett
     assert status == 400 and text.startswith("hub.topic:") and "not published" in text
     # Unsubscribing needs no published file: the feed may be gone.
     idle.stop()
+
+
+def test_a_reload_that_moves_the_store_moves_the_subscriptions(
+    hub: Hub, settings: HubSettings, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    subscribe(hub, subscriber, "/cb")
+    hub.configure(replace(settings, store_url=f"sqlite:///{tmp_path / 'other.db'}"))
+    publish(settings, hub, b"<feed>second</feed>")
+    time.sleep(0.5)
+    assert subscriber.deliveries() == []  # the new store knows no subscriber
+    hub.configure(settings)
+    publish(settings, hub, b"<feed>third</feed>")
+    subscriber.wait(lambda: subscriber.deliveries("/cb"), 1, 5, "the push")
+    assert subscriber.deliveries("/cb")[0].body == b"<feed>third</feed>"
