@@ -342,6 +342,19 @@ def test_a_once_run_names_only_the_configured_hubs(workspace: Workspace) -> None
     assert run_once(config, now=now).files_written == ()
 
 
+def test_a_failed_ping_is_a_warning_of_the_run_result(workspace: Workspace) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    down_hub = f"http://127.0.0.1:{closed.getsockname()[1]}/hub"
+    closed.close()
+    workspace.write_config(f'[websub]\nhubs = ["{down_hub}"]\ntimeout = "2s"\n')
+    result = run_once(load_config(workspace.config),
+                      now=datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    assert result.exit_code == 0
+    assert [w for w in result.warnings if "WebSub" in w] == [
+        f"{down_hub}: WebSub ping failed: ConnectError: [Errno 111] Connection refused"]
+
+
 # -- configuration ------------------------------------------------------------------------
 
 
