@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true",
                         help="run once and exit (for cron and CI); without it, run as a daemon")
     parser.add_argument("--serve", nargs="?", const="", metavar="HOST:PORT",
-                        help="daemon: also serve the output over HTTP "
-                             "(default 127.0.0.1:8080, or [serve] in the config)")
+                        help="daemon: also serve the output over HTTP, with a WebSub hub "
+                             "at /websub (default 127.0.0.1:8080, or [serve] in the config)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     explain = commands.add_parser(
         "explain", parents=[common],
@@ -163,6 +163,7 @@ def _setup_logging(verbose: int, quiet: bool, log_format: logs.LogFormat, *, dae
         # A daemon has no summary line on exit: its one line per run is the record of work.
         logging.getLogger("aggregator.scheduler").setLevel(logging.INFO)
         logging.getLogger("aggregator.serve").setLevel(logging.INFO)
+        logging.getLogger("aggregator.websub").setLevel(logging.INFO)
 
 
 def _error(message: str) -> None:

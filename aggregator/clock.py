@@ -23,3 +23,9 @@ def now() -> datetime:
             raise ConfigError(NOW_ENV_VAR, None, f"not an ISO 8601 time: {pinned!r}") from None
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime.now(UTC)
+
+
+def real_now() -> datetime:
+    """The current time, never pinned: WebSub leases and retries run on the real clock,
+    whatever time $AGGREGATOR_NOW gives the published output."""
+    return datetime.now(UTC)

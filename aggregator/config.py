@@ -137,6 +137,35 @@ class FetchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSubConfig:
+    """WebSub (W3C): external hubs to ping, and the hub `aggregate --serve` runs itself."""
+
+    hubs: tuple[str, ...] = ()
+    """External hubs: advertised in every feed and pinged after a run that changed feeds."""
+    timeout: float = 5.0
+    """Seconds the pings of one run may take in all; also each request to a subscriber."""
+    lease: float = 864_000.0
+    """Lease of a subscription that asks for none (10 days)."""
+    min_lease: float = 300.0
+    """Shortest lease granted; a shorter `hub.lease_seconds` is raised to it."""
+    max_lease: float = 2_592_000.0
+    """Longest lease granted (30 days); a longer `hub.lease_seconds` is cut to it."""
+    attempts: int = 6
+    """Deliveries of one update to one subscriber before it is given up."""
+    retry_backoff: float = 10.0
+    """Wait before the second attempt; each further wait doubles."""
+    queue: int = 10_000
+    """Deliveries waiting at most; past that, new ones are dropped (and logged)."""
+    served_hub: str | None = None
+    """The hub's URL when `aggregate --serve` runs it (not a config key)."""
+
+    @property
+    def advertised(self) -> tuple[str, ...]:
+        """The hubs every feed names: the served hub first, then the configured ones."""
+        return ((self.served_hub,) if self.served_hub else ()) + self.hubs
+
+
+@dataclass(frozen=True, slots=True)
 class SeedFileSource:
     """Bundled or user-written seed files, matched by a glob."""
 
@@ -186,6 +215,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     serve: ServeConfig = field(default_factory=ServeConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    websub: WebSubConfig = field(default_factory=WebSubConfig)
 
     @property
     def enabled_sources(self) -> tuple[SourceConfig, ...]:
@@ -249,6 +279,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     agencies = _parse_agencies(root.table("agencies"))
     sources = _parse_sources(root.table_list("sources"), base, agencies)
     serve = _parse_serve(root.table("serve"))
+    websub = _parse_websub(root.table("websub"))
     root.finish()
     return Config(
         path=path,
@@ -260,6 +291,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         sources=sources,
         serve=serve,
         fetch=fetch,
+        websub=websub,
     )
 
 
@@ -356,6 +388,32 @@ def _parse_fetch(t: _Table) -> FetchConfig:
     if fetch.backoff > fetch.max_backoff:
         raise t.error("backoff", f"must not exceed max_backoff ({fetch.max_backoff:g}s)")
     return fetch
+
+
+def _parse_websub(t: _Table) -> WebSubConfig:
+    default = WebSubConfig()
+    hubs = t.string_list("hubs", ())
+    for index, hub in enumerate(hubs):
+        parts = urlsplit(hub)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise t.error(f"hubs[{index}]", f"must be an http(s) URL, got {hub!r}")
+    websub = WebSubConfig(
+        hubs=hubs,
+        timeout=t.duration("timeout", default.timeout),
+        lease=t.duration("lease", default.lease),
+        min_lease=t.duration("min_lease", default.min_lease),
+        max_lease=t.duration("max_lease", default.max_lease),
+        attempts=t.integer("attempts", default.attempts, minimum=1),
+        retry_backoff=t.duration("retry_backoff", default.retry_backoff),
+        queue=t.integer("queue", default.queue, minimum=1),
+    )
+    t.finish()
+    if websub.min_lease > websub.max_lease:
+        raise t.error("min_lease", f"must not exceed max_lease ({websub.max_lease:g}s)")
+    if not websub.min_lease <= websub.lease <= websub.max_lease:
+        raise t.error("lease", f"must lie between min_lease ({websub.min_lease:g}s) "
+                               f"and max_lease ({websub.max_lease:g}s)")
+    return websub
 
 
 def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:

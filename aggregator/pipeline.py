@@ -72,6 +72,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         _deduplicate(store, config, progress.changed, progress.fresh)
         dedup_at = time.perf_counter()
         written, unchanged = _publish(store, config)
+        progress.warnings.extend(_ping_hubs(config, written))
         items_total, stories_total = store.counts()
         log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
                  dedup_at - read_at, time.perf_counter() - dedup_at)
@@ -417,7 +418,7 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies')}:"
+    stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies', 'websub')}:"
              f"{publish.renderer_fingerprint()}")
     recorded = store.get_meta("published")
     if recorded:
@@ -438,3 +439,22 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     result = publish.publish(feeds, site, out_dir)
     store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
     return result.written, result.unchanged
+
+
+def _ping_hubs(config: Config, written: Sequence[str]) -> list[str]:
+    """Tell the configured WebSub hubs which feeds this run changed; a hub that fails or
+    hangs costs at most `[websub] timeout` and a warning (returned), never the run."""
+    if not config.websub.hubs or not written:
+        return []
+    from aggregator import websub
+
+    urls = [config.output.base_url + name for name in websub.feed_names(written)]
+    if not urls:
+        return []
+    started = time.perf_counter()
+    failures = websub.ping_hubs(config.websub.hubs, urls, config.websub.timeout)
+    for failure in failures:
+        log.warning("%s", failure)
+    log.info("websub pinged hubs=%d failed=%d feeds=%d in %.2fs", len(config.websub.hubs),
+             len(failures), len(urls), time.perf_counter() - started)
+    return failures

@@ -31,6 +31,7 @@ COMBINED = "combined"
 NO_STORIES_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 """Feed date of a feed with no entries: fixed, so an empty feed is stable too."""
 
+_ATOM_NS = "http://www.w3.org/2005/Atom"
 MEDIA_TYPES = {
     "atom": "application/atom+xml",
     "rss": "application/rss+xml",
@@ -54,6 +55,8 @@ class Site:
     title: str
     base_url: str
     agencies: Mapping[str, Agency]
+    hubs: tuple[str, ...] = ()
+    """WebSub hubs every feed advertises (`rel="hub"`), with its own URL as `rel="self"`."""
 
     def url(self, name: str) -> str:
         """Absolute URL of a published file."""
@@ -127,7 +130,8 @@ def site_from_config(config: Config, labels: Mapping[str, str]) -> Site:
     agencies = {slug: Agency(slug, label or slug) for slug, label in labels.items()}
     for slug, agency in config.agencies.items():
         agencies[slug] = Agency(slug, agency.name, agency.homepage)
-    return Site(title=config.output.title, base_url=config.output.base_url, agencies=agencies)
+    return Site(title=config.output.title, base_url=config.output.base_url, agencies=agencies,
+                hubs=config.websub.advertised)
 
 
 # -- entries ------------------------------------------------------------------------------
@@ -210,6 +214,9 @@ def _feedgen() -> Any:
 def _generator(feed: FeedPlan, site: Site) -> Any:
     fg = _feedgen()()
     fg.load_extension("dc", atom=False, rss=True)
+    if site.hubs:
+        fg.register_extension("websub", _websub_extension(), atom=False, rss=True)
+        fg.websub.hubs = site.hubs
     fg.id(site.url(f"{feed.name}.atom"))
     fg.title(xml_safe(feed.title))
     fg.subtitle(_subtitle(feed, site))
@@ -227,10 +234,37 @@ def _generator(feed: FeedPlan, site: Site) -> Any:
 
 
 def _links(fg: Any, feed: FeedPlan, site: Site, fmt: str) -> None:
-    """The feed's self link (to this format's file) and its alternate (the page)."""
+    """The feed's self link (to this format's file), its alternate (the page) and its
+    WebSub hubs (Atom; RSS gets them from the `websub` extension)."""
     fg.link(href=site.url(f"{feed.name}.{fmt}"), rel="self", type=MEDIA_TYPES[fmt],
             replace=True)
+    for hub in site.hubs:
+        fg.link(href=hub, rel="hub")
+    # Last: feedgen takes the last link as the RSS channel's <link>.
     fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
+
+
+@cache
+def _websub_extension() -> type:
+    """A feedgen extension that puts `<atom:link rel="hub">` after an RSS channel's self
+    link: feedgen itself writes only the self link of the Atom links into RSS."""
+    from feedgen.ext.base import BaseExtension
+
+    class WebSubExtension(BaseExtension):  # type: ignore[misc]
+        hubs: tuple[str, ...] = ()
+
+        def extend_rss(self, rss_feed: Any) -> Any:
+            channel = rss_feed.find("channel")
+            anchor = channel.find(f"{{{_ATOM_NS}}}link[@rel='self']")
+            for hub in reversed(self.hubs):
+                link = channel.makeelement(f"{{{_ATOM_NS}}}link", href=hub, rel="hub")
+                if anchor is not None:
+                    anchor.addnext(link)
+                else:
+                    channel.insert(0, link)
+            return rss_feed
+
+    return WebSubExtension
 
 
 def _subtitle(feed: FeedPlan, site: Site) -> str:
@@ -285,6 +319,8 @@ def render_json(feed: FeedPlan, site: Site) -> bytes:
         "authors": [{"name": site.title}],
         "items": [_json_item(story, feed, site) for story in feed.stories],
     }
+    if site.hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
 
 

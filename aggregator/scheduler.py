@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from aggregator.serve import HttpServer
+    from aggregator.websub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,10 @@ class Daemon:
     """The scheduled job, its config (swapped on reload) and its status."""
 
     def __init__(self, config: Config, status: DaemonStatus,
-                 on_reload: Callable[[Config, SchedulePlan], None] | None = None) -> None:
+                 on_reload: Callable[[Config, SchedulePlan], None] | None = None,
+                 hub: Hub | None = None) -> None:
         self.status = status
+        self._hub = hub
         self._config = config
         self._plan = SchedulePlan.of(config)
         self._on_reload = on_reload
@@ -156,6 +159,10 @@ class Daemon:
     def _run(self, config: Config) -> None:
         from aggregator.pipeline import run_once
 
+        if self._hub is not None:
+            from aggregator.websub import with_served_hub
+
+            config = with_served_hub(config)
         started = time.time()
         self.status.run_started(started)
         try:
@@ -183,6 +190,8 @@ class Daemon:
             **({"failed": failed} if failed else {}),
         ))
         self.status.run_finished(record, published_sizes(config.output.dir))
+        if self._hub is not None and result.files_written:
+            self._hub.feeds_changed(result.files_written)  # queued: subscribers never wait
 
     def reload(self) -> None:
         """Read the config file again; keep the running config if the new one is bad."""
@@ -260,7 +269,8 @@ def run_daemon(config: Config, *, serve: str | None = None) -> int:
     _remove_stale_temporaries(config)
     status = DaemonStatus(stale_after=SchedulePlan.of(config).stale_after(config))
     server = _http_server(config, serve, status) if serve is not None else None
-    daemon = Daemon(config, status, server.reconfigure if server is not None else None)
+    hub = server.hub if server is not None else None
+    daemon = Daemon(config, status, server.reconfigure if server is not None else None, hub)
     control = _Control(daemon, server.stop if server is not None else None)
     previous = control.install_signal_handlers()
     try:
@@ -278,6 +288,8 @@ def run_daemon(config: Config, *, serve: str | None = None) -> int:
                 thread.join()
         finished = daemon.stop(control.stop_budget_left())
     finally:
+        if hub is not None:
+            hub.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if not finished:
@@ -336,10 +348,12 @@ class _Control:
 class _ServedDaemon:
     """The HTTP side of a daemon: the server and what a reload changes of it."""
 
-    def __init__(self, config: Config, server: HttpServer, apply: Callable[[Config], None]):
+    def __init__(self, config: Config, server: HttpServer, apply: Callable[[Config], None],
+                 hub: Hub) -> None:
         self._config = config
         self._server = server
         self._apply = apply
+        self.hub = hub
 
     def run(self) -> None:
         self._server.run()
@@ -355,22 +369,25 @@ class _ServedDaemon:
 
 
 def _http_server(config: Config, option: str, status: DaemonStatus) -> _ServedDaemon:
-    from aggregator import serve
+    from aggregator import serve, websub
 
     address = serve.resolve_address(option, config.serve)
     where = "--serve" if option.strip() else f"{config.path}: serve"
     sock = serve.listen(address, where=where)
     plan = SchedulePlan.of(config)
+    hub = websub.Hub(websub.HubSettings.of(config))
+    hub.start()
     endpoints = serve.Endpoints(config.output.dir, status,
-                                serve.ServeSettings(max_age=plan.max_age(config)))
+                                serve.ServeSettings(max_age=plan.max_age(config)), hub)
 
     def apply(new: Config) -> None:
+        hub.configure(websub.HubSettings.of(new))
         new_plan = SchedulePlan.of(new)
         endpoints.settings = serve.ServeSettings(max_age=new_plan.max_age(new))
         status.set_stale_after(new_plan.stale_after(new))
 
     server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log)
-    return _ServedDaemon(config, server, apply)
+    return _ServedDaemon(config, server, apply, hub)
 
 
 def _signal_name(signum: int) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ from aggregator.config import ServeConfig
 from aggregator.errors import ConfigError
 from aggregator.logs import facts
 from aggregator.status import DaemonStatus
+from aggregator.websub import HUB_PATH, MAX_REQUEST_BYTES, Hub
 
 log = logging.getLogger(__name__)
 
@@ -260,10 +262,12 @@ class ServeSettings:
 class Endpoints:
     """The request handlers: published files, health and metrics."""
 
-    def __init__(self, out_dir: Path, status: DaemonStatus, settings: ServeSettings) -> None:
+    def __init__(self, out_dir: Path, status: DaemonStatus, settings: ServeSettings,
+                 hub: Hub | None = None) -> None:
         self.files = PublishedFiles(out_dir)
         self.status = status
         self.settings = settings
+        self.hub = hub
 
     async def published(self, request: Request) -> Response:
         """A published file (`/` is index.html), with validators, gzip and 304s."""
@@ -283,6 +287,9 @@ class Endpoints:
             "vary": "Accept-Encoding",
             "x-content-type-options": "nosniff",
         }
+        link = self.hub.discovery_link(name) if self.hub is not None else None
+        if link is not None:
+            headers["link"] = link  # WebSub discovery (its §4) in HTTP as well as in the feed
         if not_modified(request_headers, etag, cached.mtime):
             return Response(status_code=304, headers=headers)
         if use_gzip:
@@ -291,6 +298,27 @@ class Endpoints:
         else:
             body = cached.body
         return Response(body, headers=headers, media_type=cached.content_type)
+
+    async def websub(self, request: Request) -> Response:
+        """A WebSub subscription request (form-encoded POST): 202 and verification to come,
+        or 4xx naming what is wrong."""
+        if self.hub is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/x-www-form-urlencoded":
+            return PlainTextResponse("expected an application/x-www-form-urlencoded body\n",
+                                     status_code=415)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_REQUEST_BYTES:
+                return PlainTextResponse("request body too large\n", status_code=413)
+        try:
+            form = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except UnicodeDecodeError:
+            return PlainTextResponse("the body is not UTF-8\n", status_code=400)
+        status, text = self.hub.request(form)
+        return PlainTextResponse(text, status_code=status, headers={"cache-control": "no-store"})
 
     async def healthz(self, request: Request) -> Response:
         """200 while the last run succeeded and is recent, else 503 with the reason."""
@@ -309,6 +337,7 @@ def create_app(site: Endpoints) -> Starlette:
     methods = ["GET", "HEAD"]
     app = Starlette(routes=[
         Route("/healthz", site.healthz, methods=methods),
+        *([Route(f"/{HUB_PATH}", site.websub, methods=["POST"])] if site.hub else []),
         Route("/metrics", site.metrics, methods=methods),
         Route("/", site.published, methods=methods),
         # `{name}` never matches a slash: nothing below the output directory is reachable.

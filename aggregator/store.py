@@ -160,7 +160,28 @@ def _create_initial_schema(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_initial_schema,)
+websub_subscriptions = sa.Table(
+    "websub_subscriptions",
+    metadata,
+    sa.Column("callback", sa.String(2048), primary_key=True),
+    sa.Column("topic", sa.String(2048), primary_key=True),
+    sa.Column("secret", sa.String(200)),
+    sa.Column("lease_seconds", sa.Integer, nullable=False),
+    sa.Column("verified", UTCDateTime, nullable=False),
+    sa.Column("expires", UTCDateTime, nullable=False),
+)
+sa.Index("ix_websub_subscriptions_topic", websub_subscriptions.c.topic,
+         websub_subscriptions.c.expires)
+
+
+def _add_websub_subscriptions(conn: Connection) -> None:
+    websub_subscriptions.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _create_initial_schema,
+    _add_websub_subscriptions,
+)
 """Schema steps in order; the store's version is how many have been applied. Append only."""
 
 
@@ -183,6 +204,18 @@ class SourceState:
     etag: str | None = None
     last_modified: str | None = None
     current_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A verified WebSub subscription of a callback to one of our feeds."""
+
+    callback: str
+    topic: str
+    secret: str | None
+    lease_seconds: int
+    verified: datetime
+    expires: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +285,12 @@ class Store(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def generation(self) -> int: ...
+    # WebSub subscriptions
+    def save_subscription(self, subscription: Subscription) -> None: ...
+    def delete_subscription(self, callback: str, topic: str) -> bool: ...
+    def subscription(self, callback: str, topic: str, now: datetime) -> Subscription | None: ...
+    def subscribers(self, topics: Iterable[str], now: datetime) -> list[Subscription]: ...
+    def expire_subscriptions(self, now: datetime) -> int: ...
 
 
 def open_store(url: str) -> SqlStore:
@@ -815,6 +854,58 @@ class SqlStore:
             story_notes = tuple(n for m in members for n in notes.get(m.item_id, ()))
             result[story_id] = Story(story_id, (head, *rest), story_notes)
         return result
+
+
+    # -- WebSub subscriptions (the hub of `aggregate --serve`) ----------------------------
+
+    def save_subscription(self, subscription: Subscription) -> None:
+        """Insert or replace the subscription of a callback to a topic (a renewal)."""
+        row = {f.name: getattr(subscription, f.name) for f in fields(Subscription)}
+        with self._tx() as conn:
+            conn.execute(websub_subscriptions.delete().where(
+                (websub_subscriptions.c.callback == subscription.callback)
+                & (websub_subscriptions.c.topic == subscription.topic)))
+            conn.execute(websub_subscriptions.insert().values(**row))
+
+    def delete_subscription(self, callback: str, topic: str) -> bool:
+        """Remove a subscription; True if there was one."""
+        with self._tx() as conn:
+            deleted = conn.execute(websub_subscriptions.delete().where(
+                (websub_subscriptions.c.callback == callback)
+                & (websub_subscriptions.c.topic == topic)))
+            return bool(deleted.rowcount)
+
+    def subscription(self, callback: str, topic: str, now: datetime) -> Subscription | None:
+        """The subscription of a callback to a topic, unless it has expired by `now`."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(websub_subscriptions).where(
+                (websub_subscriptions.c.callback == callback)
+                & (websub_subscriptions.c.topic == topic)
+                & (websub_subscriptions.c.expires > now))).first()
+        return None if row is None else _subscription(row)
+
+    def subscribers(self, topics: Iterable[str], now: datetime) -> list[Subscription]:
+        """The subscriptions to any of `topics` whose lease runs past `now`."""
+        found: list[Subscription] = []
+        with self._tx() as conn:
+            for chunk in _chunks(sorted(set(topics))):
+                rows = conn.execute(sa.select(websub_subscriptions).where(
+                    websub_subscriptions.c.topic.in_(chunk)
+                    & (websub_subscriptions.c.expires > now)
+                ).order_by(websub_subscriptions.c.topic, websub_subscriptions.c.callback))
+                found.extend(_subscription(row) for row in rows)
+        return found
+
+    def expire_subscriptions(self, now: datetime) -> int:
+        """Delete the subscriptions whose lease ended by `now`; how many there were."""
+        with self._tx() as conn:
+            deleted = conn.execute(websub_subscriptions.delete().where(
+                websub_subscriptions.c.expires <= now))
+            return int(deleted.rowcount or 0)
+
+
+def _subscription(row: Any) -> Subscription:
+    return Subscription(**{f.name: getattr(row, f.name) for f in fields(Subscription)})
 
 
 # -- helpers ------------------------------------------------------------------------------
