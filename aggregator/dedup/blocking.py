@@ -7,7 +7,7 @@ import bisect
 import math
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -23,7 +23,19 @@ MIN_CANDIDATE_OVERLAP = 1.0
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
 
+_BROAD_KINDS = frozenset("ckat")
+"""Key kinds that many items share (countries, kind of crime with country or agency, title
+words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
+_BROAD_KEY_CAP = 30
+
 Candidate = TypeVar("Candidate", int, str)
+
+
+def useful(key: str, holders: int, key_cap: int) -> bool:
+    """Whether a key held by `holders` items near a new one still finds candidates."""
+    if holders == 0:
+        return False
+    return holders <= (_BROAD_KEY_CAP if key[0] in _BROAD_KINDS else key_cap)
 
 
 def blocking_keys(f: Features) -> tuple[str, ...]:
@@ -99,13 +111,14 @@ def best_candidates(
 
 
 def stored_candidates(
-    new: Sequence[Features], holders: Mapping[str, Iterable[str]], config: DedupConfig
+    new: Sequence[Features], holders: Mapping[str, Collection[str]], config: DedupConfig
 ) -> set[str]:
     """The stored items worth comparing with new ones: the best `candidate_limit` per new
     item. `holders` maps each key (under the cap) to the stored items that hold it."""
     chosen: set[str] = set()
     for f in new:
-        held = ((key, sorted(holders[key])) for key in blocking_keys(f) if holders.get(key))
+        held = ((key, sorted(holders[key])) for key in blocking_keys(f)
+                if useful(key, len(holders.get(key, ())), config.key_cap))
         chosen.update(best_candidates(held, config.candidate_limit))
     return chosen
 
@@ -238,5 +251,5 @@ class Index:
                 continue
             slots = [p & _SLOT_MASK for p in self._near(key, f)]
             slots.extend(self._undated(key))
-            if slots and len(slots) <= self.key_cap:
+            if useful(key, len(slots), self.key_cap):
                 yield key, slots

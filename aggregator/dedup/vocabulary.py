@@ -7,7 +7,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from aggregator.entities import WORD, stem
@@ -50,7 +50,12 @@ class Vocabulary:
 def words_of(text: str) -> list[str]:
     """Folded, stemmed words, stopwords kept (phrases need them: "trafficking in human
     beings")."""
-    return [stem(fold(w).replace("’", "'")) for w in WORD.findall(text)]
+    return [_word(w) for w in WORD.findall(text)]
+
+
+@lru_cache(maxsize=262_144)
+def _word(token: str) -> str:
+    return stem(fold(token).replace("’", "'"))
 
 
 @cache
@@ -93,19 +98,46 @@ def _terms(table: dict[str, list[str]]) -> dict[tuple[str, ...], str]:
 
 def labels_in(words: Sequence[str], table: dict[tuple[str, ...], str]) -> set[str]:
     """The labels of every term of `table` that occurs in `words` (longest match first)."""
-    found: set[str] = set()
-    longest = vocabulary().longest
+    return {label for _, label in _matches(words, table)}
+
+
+def _matches(words: Sequence[str],
+             table: dict[tuple[str, ...], str]) -> list[tuple[tuple[str, ...], str]]:
+    """The terms of `table` in `words`, left to right, longest first, not overlapping."""
+    starts = _starts(id(table), table)
+    found: list[tuple[tuple[str, ...], str]] = []
     index = 0
-    while index < len(words):
-        for size in range(min(longest, len(words) - index), 0, -1):
-            label = table.get(tuple(words[index : index + size]))
-            if label is not None:
-                found.add(label)
-                index += size
-                break
+    count = len(words)
+    while index < count:
+        reach = starts.get(words[index])
+        if reach is not None:
+            for size in range(min(reach, count - index), 0, -1):
+                key = tuple(words[index : index + size])
+                label = table.get(key)
+                if label is not None:
+                    found.append((key, label))
+                    index += size
+                    break
+            else:
+                index += 1
         else:
             index += 1
     return found
+
+
+_STARTS: dict[int, dict[str, int]] = {}
+
+
+def _starts(table_id: int, table: dict[tuple[str, ...], str]) -> dict[str, int]:
+    """First word of each term -> the longest term it starts (kept by the table's id: the
+    tables live as long as the cached vocabulary)."""
+    starts = _STARTS.get(table_id)
+    if starts is None:
+        starts = {}
+        for key in table:
+            starts[key[0]] = max(starts.get(key[0], 0), len(key))
+        _STARTS[table_id] = starts
+    return starts
 
 
 def crime_kinds(words: Sequence[str]) -> set[str]:
@@ -126,20 +158,10 @@ def organisations(words: Sequence[str]) -> set[str]:
 def places(words: Sequence[str]) -> dict[str, str]:
     """Cities and regions named (their name in the vocabulary -> ISO country code, "-" for
     a region)."""
-    table = vocabulary().places
-    longest = vocabulary().longest
     found: dict[str, str] = {}
-    index = 0
-    while index < len(words):
-        for size in range(min(longest, len(words) - index), 0, -1):
-            entry = table.get(tuple(words[index : index + size]))
-            if entry is not None:
-                name, code = entry.split("|")
-                found[name] = code
-                index += size
-                break
-        else:
-            index += 1
+    for _, entry in _matches(words, vocabulary().places):
+        name, code = entry.split("|")
+        found[name] = code
     return found
 
 
