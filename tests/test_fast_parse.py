@@ -94,6 +94,9 @@ DECLINED = {
     "extension-element": RSS.replace("<category>", "<media:title xmlns:media="
                                      '"http://search.yahoo.com/mrss/">m</media:title>'
                                      "<category>"),
+    "undeclared-prefix": RSS.replace(' xmlns:dc="http://purl.org/dc/elements/1.1/"', ""),
+    "prefix-for-another-namespace": RSS.replace("http://purl.org/dc/elements/1.1/",
+                                                "http://example.com/dc/"),
     "rss10": """<?xml version="1.0"?><rdf:RDF
         xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
         <channel rdf:about="https://x.test/"><title>t</title></channel>

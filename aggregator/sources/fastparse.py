@@ -139,6 +139,7 @@ def _plain_structure(body: bytes) -> bool:
     else:
         return False
     allowed = head
+    declared: set[bytes] = set()
     for name, attributes in tags:
         if name == entry:
             allowed = entry_tags
@@ -149,6 +150,10 @@ def _plain_structure(body: bytes) -> bool:
                 b"http://www.w3.org/2005/Atom" if root == b"feed" else None)
             if uri != expected:
                 return False
+            declared.add(prefix)
+        prefix, colon, _ = name.partition(b":")
+        if colon and prefix not in declared:
+            return False
         if root == b"feed":
             if name in (b"summary", b"content"):
                 kind = _TYPE.search(attributes)
