@@ -4,11 +4,15 @@ and no thread is started per fetch. Real servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +118,46 @@ def test_a_drip_on_a_kept_alive_connection_is_cut_at_the_deadline() -> None:
         thread.join(timeout=15)
     assert accepted == 1  # the second request did go over the kept-alive connection
     assert 0.6 < elapsed < 1.5
+
+
+def test_a_tls_handshake_that_never_comes_is_cut_at_the_deadline() -> None:
+    """The server accepts the connection and then says nothing: the handshake is bounded
+    by the fetch's deadline like any other operation."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with Fetcher(FetchConfig(timeout=0.8)) as client:
+            started = time.monotonic()
+            with pytest.raises(FetchError, match=r"gave up after 0\.8 s") as caught:
+                client.fetch(f"https://127.0.0.1:{port}/feed")
+            elapsed = time.monotonic() - started
+    assert str(caught.value).startswith(f"https://127.0.0.1:{port}/feed")
+    assert 0.6 < elapsed < 1.5
+
+
+def test_an_untrusted_certificate_is_refused_naming_the_url(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn, contextlib.suppress(OSError):
+                context.wrap_socket(conn, server_side=True).recv(1024)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        url = f"https://127.0.0.1:{port}/feed"
+        with Fetcher(FetchConfig(timeout=5)) as client, pytest.raises(FetchError) as caught:
+            client.fetch(url)
+        thread.join(timeout=10)
+    message = str(caught.value)
+    assert message.startswith(url) and "certificate" in message.lower(), message

@@ -13,6 +13,7 @@ deadline; it maps httpcore's errors to httpx's, as httpx's own transport does.
 from __future__ import annotations
 
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -131,16 +132,34 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 class DeadlineTransport(httpx.BaseTransport):
-    """HTTP/1.1 over a keep-alive connection pool, every operation under the deadline."""
+    """HTTP/1.1 over keep-alive connection pools, every operation under the deadline.
+
+    Plain-HTTP and HTTPS requests have a pool each, so a run that fetches only http URLs
+    never pays for loading the CA certificates.
+    """
 
     def __init__(self, max_connections: int, keepalive_expiry: float = 5.0) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl.create_default_context(cafile=certifi.where()),
-            max_connections=max_connections,
-            max_keepalive_connections=max_connections,
-            keepalive_expiry=keepalive_expiry,
-            network_backend=_DeadlineBackend(),
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._plain = self._new_pool(None)
+        self._secure: httpcore.ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _new_pool(self, ssl_context: ssl.SSLContext | None) -> httpcore.ConnectionPool:
+        return httpcore.ConnectionPool(
+            ssl_context=ssl_context, max_connections=self._max_connections,
+            max_keepalive_connections=self._max_connections,
+            keepalive_expiry=self._keepalive_expiry, network_backend=_DeadlineBackend(),
         )
+
+    def _pool(self, scheme: bytes) -> httpcore.ConnectionPool:
+        if scheme != b"https":
+            return self._plain
+        with self._lock:
+            if self._secure is None:
+                self._secure = self._new_pool(
+                    ssl.create_default_context(cafile=certifi.where()))
+            return self._secure
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
@@ -153,7 +172,7 @@ class DeadlineTransport(httpx.BaseTransport):
             extensions=request.extensions,
         )
         with _httpx_errors(request):
-            response = self._pool.handle_request(core_request)
+            response = self._pool(request.url.raw_scheme).handle_request(core_request)
         assert isinstance(response.stream, Iterable)
         return httpx.Response(
             status_code=response.status, headers=response.headers,
@@ -161,7 +180,10 @@ class DeadlineTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        self._pool.close()
+        self._plain.close()
+        with self._lock:
+            if self._secure is not None:
+                self._secure.close()
 
 
 class _ResponseStream(httpx.SyncByteStream):
