@@ -174,3 +174,13 @@ def test_without_the_fast_parser_installed_every_feed_still_parses(
     monkeypatch.setitem(sys.modules, "feedparser_rs", None)
     assert fastparse.parse_entries(RSS.encode(), {}, URL) is None
     assert same_as_feedparser(request(RSS.encode())).items
+
+
+def test_a_feed_past_the_fast_parsers_limits_goes_to_feedparser() -> None:
+    # feedparser-rs stops at 10,000 entries (and says so); feedparser reads them all, and
+    # declined documents are parsed by feedparser (test_anything_else_goes_to_feedparser).
+    entries = "".join(f"<item><title>Item {n}</title><link>https://x.test/{n}</link></item>"
+                      for n in range(10_005))
+    body = (f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{entries}'
+            "</channel></rss>").encode()
+    assert fastparse.parse_entries(body, {}, URL) is None
