@@ -62,6 +62,8 @@ def unchanged_run(config: Config, now: datetime) -> RunResult | None:
             return None  # the full run reports it
     try:
         with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
+            # The store's durability: with its write-ahead log, NORMAL syncs at checkpoints.
+            db.execute("PRAGMA synchronous=NORMAL")
             result = _check_and_record(db, config, units, now.replace(microsecond=0))
     except (sqlite3.Error, OSError, ValueError) as exc:
         log.debug("unchanged-rerun check gave up (%r); running the full pipeline", exc)
