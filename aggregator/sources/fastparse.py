@@ -119,7 +119,8 @@ def _plain_utf8(body: bytes, headers: Mapping[str, str]) -> bool:
         body.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return _C1_CONTROLS.search(body) is None
+    # The cheap tests first: most documents hold neither byte sequence.
+    return not ((b"\xc2" in body or b"&#" in body) and _C1_CONTROLS.search(body))
 
 
 def _plain_structure(body: bytes) -> bool:
@@ -145,7 +146,7 @@ def _plain_structure(body: bytes) -> bool:
             allowed = entry_tags
         if name not in allowed:
             return False
-        for prefix, uri in _NAMESPACE.findall(attributes):
+        for prefix, uri in _NAMESPACE.findall(attributes) if b"xmlns" in attributes else ():
             expected = _NAMESPACES.get(prefix) if prefix else (
                 b"http://www.w3.org/2005/Atom" if root == b"feed" else None)
             if uri != expected:
