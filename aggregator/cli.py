@@ -106,10 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _once(config: Config, *, quiet: bool) -> int:
-    from aggregator.pipeline import run_once
+    from aggregator import clock
+    from aggregator.unchanged import unchanged_run
 
     with run_lock(config):
-        result = run_once(config)
+        # A rerun where nothing changed is answered without loading the pipeline.
+        result = unchanged_run(config, clock.now())
+        if result is None:
+            from aggregator.pipeline import run_once
+
+            result = run_once(config)
     # Each failed source was already logged as an error, naming its file or URL.
     if not quiet:
         print(f"aggregate: {result.summary()}", file=sys.stderr)

@@ -126,8 +126,9 @@ class FetchConfig:
     """Largest response body accepted, as sent and once decompressed."""
     concurrency: int = 16
     """Fetches in flight at once, over all hosts."""
-    per_host: int = 2
-    """Fetches in flight at once to one host."""
+    per_host: int = 4
+    """Fetches in flight at once to one host: fewer than the 6 connections a browser opens
+    to a site, each kept alive for the host's next feed (README, "Politeness")."""
     max_redirects: int = 5
     """Redirects followed before a fetch fails."""
     backoff: float = 300.0

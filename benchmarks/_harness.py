@@ -43,6 +43,8 @@ class Run:
     peak_mb: float
     status: int
     stderr: str
+    cpu: float = 0.0
+    """User + system CPU seconds of the process and the children it waited for."""
 
     @property
     def phases(self) -> dict[str, float]:
@@ -64,7 +66,8 @@ def timed(command: Sequence[str], cwd: Path | None = None,
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
-    return Run(wall, usage.ru_maxrss / 1024, process.returncode, stderr)
+    return Run(wall, usage.ru_maxrss / 1024, process.returncode, stderr,
+               usage.ru_utime + usage.ru_stime)
 
 
 def corpus(items: int, seed: int = 7, days: int = 365) -> Path:

@@ -20,7 +20,7 @@ and reader, like most readers, has no per-host limit.
 reader is not a project dependency; install it into the benchmark's environment only:
 
     python3 -m venv /tmp/bench && . /tmp/bench/bin/activate
-    pip install -e . reader
+    pip install -e . reader sgmllib3k     # reader's bundled feedparser imports sgmllib
     python benchmarks/live_feeds.py --runs 3
 
 The script bounds its own runtime (`--max-seconds`) and talks only to 127.0.0.1.
@@ -34,6 +34,7 @@ import html
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -289,16 +290,24 @@ class Timing:
     wall: float
     inside: float | None = None
     note: str = ""
+    cpu: float | None = None
+    """User + system CPU seconds of the process and the children it waited for."""
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by the children this process has waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_newswire(config: Path, budget: Budget) -> Timing:
     env = {**os.environ, "AGGREGATOR_NOW": FIXED_NOW}
     env.pop("AGGREGATOR_CONFIG", None)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     # -v for the run's own phase timings (read, dedup, publish).
     done = subprocess.run([*aggregate_command(), "--once", "-v", "--config", str(config)],
                           capture_output=True, text=True, env=env, timeout=budget.left())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     lines = done.stderr.strip().splitlines()
     summary = lines[-1] if lines else ""
     if done.returncode != 0:
@@ -306,19 +315,19 @@ def run_newswire(config: Path, budget: Budget) -> Timing:
     inside = re.search(r"; ([0-9.]+)s$", summary)
     phases = next((line.split("timing ", 1)[1] for line in lines if " timing " in line), "")
     return Timing(wall, float(inside.group(1)) if inside else None,
-                  f"{summary.removeprefix('aggregate: ')}; {phases}")
+                  f"{summary.removeprefix('aggregate: ')}; {phases}", cpu)
 
 
 def run_reader(database: Path, urls_file: Path, mode: str, budget: Budget) -> Timing:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run([sys.executable, "-c", READER_SCRIPT, str(database), mode,
                            str(urls_file)], capture_output=True, text=True,
                           timeout=budget.left())
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     if done.returncode != 0:
         raise RuntimeError(f"reader failed:\n{done.stderr[-3000:]}")
     inside = float(done.stdout.strip().splitlines()[-1]) if mode == "update" else None
-    return Timing(wall, inside)
+    return Timing(wall, inside, cpu=cpu)
 
 
 def mtimes(directory: Path) -> dict[str, int]:
@@ -358,6 +367,8 @@ def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: boo
     results.add("newswire cold (in run)", cold.inside)
     results.add("newswire warm", warm.wall)
     results.add("newswire warm (in run)", warm.inside)
+    results.add("newswire cold CPU", cold.cpu)
+    results.add("newswire warm CPU", warm.cpu)
     results.add("files rewritten on warm", len(rewritten))
     print(f"round {round_no}: newswire cold {cold.wall:.2f}s ({cold.note})", flush=True)
     print(f"round {round_no}: newswire warm {warm.wall:.2f}s ({warm.note}); "
@@ -378,6 +389,8 @@ def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: boo
     results.add("reader cold (in run)", reader_cold.inside)
     results.add("reader warm", reader_warm.wall)
     results.add("reader warm (in run)", reader_warm.inside)
+    results.add("reader cold CPU", reader_cold.cpu)
+    results.add("reader warm CPU", reader_warm.cpu)
     print(f"round {round_no}: reader cold {reader_cold.wall:.2f}s, warm "
           f"{reader_warm.wall:.2f}s", flush=True)
 

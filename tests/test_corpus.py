@@ -4,7 +4,8 @@ Every one of the 2,106 documents in ../shared/corpora/feedparser-tests (relative
 repository; read in place, never copied) is served on 127.0.0.1 with the HTTP headers its
 leading comment names, and the real `aggregate` CLI reads them all in one run. Each must give
 its items or a clear error naming its URL: never a crash, never unsafe markup in anything
-published or stored. Run with:
+published or stored. The fast parsing path must give exactly feedparser's items for every
+document it takes (and take enough of them to matter). Run with:
 
     NEWSWIRE_CORPUS=1 pytest -m corpus -s
 """
@@ -22,6 +23,9 @@ from conftest import REPO, Workspace
 from pytest_httpserver import HTTPServer
 from unsafe_markup import html_problems, unsafe_markup
 from werkzeug import Request, Response
+
+from aggregator.sources import fastparse
+from aggregator.sources.feed import ParseRequest, parse_feed, parse_feed_with_feedparser
 
 CORPUS = REPO.parent / "shared" / "corpora" / "feedparser-tests"
 SERVED_UNDER = "/corpus/"
@@ -123,3 +127,25 @@ def test_every_corpus_document_gives_items_or_a_clear_error(
     assert unsafe == [], unsafe[:20]
     assert {"feed:" + url for url in ok} <= succeeded  # "ok" means read, not just unmentioned
     assert ok and stored
+
+
+def test_fast_path_gives_feedparsers_items_for_every_document_it_takes() -> None:
+    documents = corpus_documents()
+    assert len(documents) > 2000, f"corpus not found or incomplete at {CORPUS}"
+    taken = 0
+    differences = []
+    for path, file in documents.items():
+        body = file.read_bytes()
+        headers = {name.lower(): value for name, value in declared_headers(body)}
+        url = "http://127.0.0.1:9" + path
+        request = ParseRequest(body=body, headers=headers, url=url, name=url,
+                               source_id="feed:" + url, agency="nato")
+        taken += fastparse.parse_entries(body, headers, url) is not None
+        ours, reference = parse_feed(request), parse_feed_with_feedparser(request)
+        if (ours.items, ours.error) != (reference.items, reference.error):
+            differences.append(path)
+    print(f"\nfast path: takes {taken} of {len(documents)} corpus documents; "
+          f"{len(differences)} differ from feedparser")
+    assert differences == []
+    # The plain RSS 2.0 and Atom 1.0 documents: without them the test would prove nothing.
+    assert taken >= 500

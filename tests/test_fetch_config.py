@@ -28,7 +28,7 @@ def config_of(text: str) -> FetchConfig:
 def test_defaults_without_a_fetch_table() -> None:
     fetch = config_of("")
     assert fetch == FetchConfig()
-    assert (fetch.timeout, fetch.max_bytes, fetch.per_host, fetch.backoff) == (30, 10**7, 2, 300)
+    assert (fetch.timeout, fetch.max_bytes, fetch.per_host, fetch.backoff) == (30, 10**7, 4, 300)
 
 
 def test_every_key() -> None:

@@ -15,13 +15,17 @@ from concurrent.futures import Executor
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import SourceError
 from aggregator.model import RawItem
-from aggregator.prepare import Prepared
-from aggregator.store import SourceState
+
+if TYPE_CHECKING:
+    # Names for annotations only: an unchanged rerun checks its seed files with the
+    # adapters without loading the store's SQLAlchemy or the preparation of items.
+    from aggregator.prepare import Prepared
+    from aggregator.store import SourceState
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ class Fetched:
     """The items already prepared (normalized and analysed) by the worker that read them."""
 
 
-Preparer = Callable[[Sequence[RawItem]], Prepared]
+Preparer = Callable[[Sequence[RawItem]], "Prepared"]
 """Prepares a unit's items; picklable, so a worker that reads a unit can prepare it too."""
 
 

@@ -4,9 +4,10 @@ A `Fetcher` serves one run: one httpx client for every feed, and the rules that 
 polite and bounded:
 
 - at most `concurrency` fetches in flight (the client's pool) and `per_host` to one host;
-- a total deadline per fetch: httpx bounds each network operation, not the exchange, so a
-  watchdog shuts the fetch's connection when its time is up (a server that drips a byte at a
-  time is cut at the deadline, not kept alive for ever);
+- a total deadline per fetch: httpx bounds each network operation, not the exchange, so the
+  transport (`_transport`) gives every operation at most the time left (a server that drips
+  a byte at a time is cut at the deadline, not kept alive for ever); connections are kept
+  alive between fetches, and no thread watches over them;
 - a size cap enforced while streaming, on the bytes as sent and once decompressed, so a
   gzip bomb stops at the cap instead of filling memory;
 - conditional GET from stored validators (a 304 means nothing new);
@@ -19,25 +20,22 @@ Every failure raises `FetchError` naming the URL and the reason.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import importlib.metadata
-import socket
 import threading
-import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
 
 import httpx
 
 from aggregator import __version__, clock
 from aggregator.config import FetchConfig
 from aggregator.errors import FetchError
+from aggregator.sources._transport import Deadline, DeadlineTransport, deadline
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 PERMANENT_REDIRECT_STATUSES = frozenset({301, 308})
@@ -106,13 +104,12 @@ class Fetcher:
                 "Accept-Encoding": ACCEPT_ENCODING,
             },
             follow_redirects=False,
-            # No keep-alive: every request opens its own connection, so the deadline's
-            # watchdog always knows the socket to cut. A run fetches each feed once, so
-            # reuse would save little.
-            limits=httpx.Limits(
-                max_connections=policy.concurrency, max_keepalive_connections=0
-            ),
+            # Keep-alive: feeds on one host reuse its connections (a TLS handshake saved
+            # per feed); the transport holds every operation to the fetch's deadline.
+            transport=DeadlineTransport(max_connections=policy.concurrency),
             timeout=policy.timeout,
+            # Proxies from the environment would bypass the transport, and its deadline.
+            trust_env=False,
         )
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
@@ -133,64 +130,55 @@ class Fetcher:
         visited = [url]
         permanent = True
         current = url
-        deadline: _Deadline | None = None
-        try:
-            for hop in range(self.policy.max_redirects + 1):
-                with self._host_slot(url, current, deadline):
-                    # The clock starts once the first host lets us in: waiting behind other
-                    # fetches to the same host is politeness, not slowness.
-                    deadline = deadline or _Deadline(self.policy.timeout)
-                    status, headers, body = self._exchange(url, current, conditional, deadline)
-                if status not in REDIRECT_STATUSES:
-                    return Response(
-                        url=current, status=status, body=body, headers=headers,
-                        moved_to=current if hop and permanent else None,
-                    )
-                target = _redirect_target(url, current, headers)
-                if target in visited:
-                    chain = " -> ".join([*visited[visited.index(target):], target])
-                    raise FetchError(url, f"redirect loop: {chain}", status=status)
-                if hop == self.policy.max_redirects:
-                    raise FetchError(
-                        url, f"too many redirects (more than {self.policy.max_redirects}; "
-                        f"the last went to {target})", status=status,
-                    )
-                permanent = permanent and status in PERMANENT_REDIRECT_STATUSES
-                visited.append(target)
-                current = target
-            raise AssertionError("unreachable: the loop returns or raises")
-        finally:
-            if deadline is not None:
-                deadline.cancel()
+        limit: Deadline | None = None
+        for hop in range(self.policy.max_redirects + 1):
+            with self._host_slot(url, current, limit):
+                # The clock starts once the first host lets us in: waiting behind other
+                # fetches to the same host is politeness, not slowness.
+                limit = limit or Deadline(self.policy.timeout)
+                with deadline(limit):
+                    status, headers, body = self._exchange(url, current, conditional, limit)
+            if status not in REDIRECT_STATUSES:
+                return Response(
+                    url=current, status=status, body=body, headers=headers,
+                    moved_to=current if hop and permanent else None,
+                )
+            target = _redirect_target(url, current, headers)
+            if target in visited:
+                chain = " -> ".join([*visited[visited.index(target):], target])
+                raise FetchError(url, f"redirect loop: {chain}", status=status)
+            if hop == self.policy.max_redirects:
+                raise FetchError(
+                    url, f"too many redirects (more than {self.policy.max_redirects}; "
+                    f"the last went to {target})", status=status,
+                )
+            permanent = permanent and status in PERMANENT_REDIRECT_STATUSES
+            visited.append(target)
+            current = target
+        raise AssertionError("unreachable: the loop returns or raises")
 
     def _exchange(
-        self, url: str, current: str, conditional: Mapping[str, str], deadline: _Deadline
+        self, url: str, current: str, conditional: Mapping[str, str], limit: Deadline
     ) -> tuple[int, dict[str, str], bytes]:
         """One request and its response: status, lowercased headers, body (2xx only)."""
         where = "" if current == url else f" (at {current})"
         try:
             with self._client.stream(
                 "GET", current, headers=conditional,
-                timeout=httpx.Timeout(max(deadline.remaining(), 0.001)),
-                extensions={"trace": deadline.trace},
+                timeout=httpx.Timeout(max(limit.remaining(), 0.001)),
             ) as response:
-                try:
-                    status = response.status_code
-                    headers = {k.lower(): v for k, v in response.headers.items()}
-                    if status in REDIRECT_STATUSES or status == 304:
-                        body = b""
-                    elif 200 <= status < 300:
-                        body = _read_capped(response, url, where, self.policy.max_bytes)
-                    else:
-                        raise _status_error(url, where, response)
-                    return status, headers, body
-                finally:
-                    # Before the connection closes: the watchdog must never touch a socket
-                    # that may already belong to another fetch.
-                    deadline.forget_connections()
+                status = response.status_code
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                if status in REDIRECT_STATUSES or status == 304:
+                    body = b""
+                elif 200 <= status < 300:
+                    body = _read_capped(response, url, where, self.policy.max_bytes)
+                else:
+                    raise _status_error(url, where, response)
+                return status, headers, body
         except (httpx.HTTPError, OSError) as exc:
-            # The watchdog's shutdown surfaces as a transport error (or a bare socket error).
-            if deadline.expired:
+            # The deadline surfaces as a timeout of whichever operation was under way.
+            if limit.expired:
                 raise FetchError(
                     url, f"gave up after {self.policy.timeout:g} s{where}: the whole fetch "
                     "must finish within [fetch] timeout",
@@ -198,7 +186,7 @@ class Fetcher:
             raise FetchError(url, f"{_describe(exc)}{where}") from None
 
     @contextmanager
-    def _host_slot(self, url: str, current: str, deadline: _Deadline | None) -> Iterator[None]:
+    def _host_slot(self, url: str, current: str, limit: Deadline | None) -> Iterator[None]:
         """Hold one of the `per_host` slots of the host `current` is on."""
         try:
             parsed = httpx.URL(current)
@@ -209,7 +197,7 @@ class Fetcher:
             slot = self._host_slots.setdefault(
                 host, threading.BoundedSemaphore(self.policy.per_host)
             )
-        timeout = None if deadline is None else deadline.remaining()
+        timeout = None if limit is None else limit.remaining()
         if not slot.acquire(timeout=timeout):
             raise FetchError(
                 url, f"gave up after {self.policy.timeout:g} s waiting to connect to {host}"
@@ -218,64 +206,6 @@ class Fetcher:
             yield
         finally:
             slot.release()
-
-
-class _Deadline:
-    """A fetch's total time limit, enforced on its connections.
-
-    httpx's timeouts bound each network operation; a server that keeps sending a little
-    would never trip them. When the time is up this shuts down the connections the fetch
-    has open, so a blocked read returns at once and the fetch fails.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._ends = time.monotonic() + seconds
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self.expired = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def remaining(self) -> float:
-        """Seconds left, never negative."""
-        return max(0.0, self._ends - time.monotonic())
-
-    def trace(self, event: str, info: Mapping[str, Any]) -> None:
-        """httpcore's trace hook: remember each connection the fetch opens."""
-        if event != "connection.connect_tcp.complete":
-            return
-        stream = info.get("return_value")
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if not isinstance(sock, socket.socket):
-            return
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shut_down(sock)
-
-    def forget_connections(self) -> None:
-        """The current exchange is done: its connection is about to close."""
-        with self._lock:
-            self._sockets.clear()
-
-    def cancel(self) -> None:
-        """The fetch finished: stop the watchdog."""
-        self._timer.cancel()
-        self.forget_connections()
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut_down(sock)
-
-
-def _shut_down(sock: socket.socket) -> None:
-    # socket.socket.shutdown even for a TLS socket: SSLSocket.shutdown would also drop the
-    # TLS object under the reading thread's feet; the plain shutdown just ends the stream.
-    with contextlib.suppress(OSError):  # already closed
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _conditional_headers(validators: Validators | None) -> dict[str, str]:

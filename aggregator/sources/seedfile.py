@@ -20,12 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aggregator.config import Config, SeedFileSource, SourceConfig
 from aggregator.errors import ParseError, SourceError
 from aggregator.model import RawItem
 from aggregator.sources import Fetched, Preparer, ReadJob, ReadOutcome, read_one
-from aggregator.store import SourceState
+
+if TYPE_CHECKING:  # imported where used: the unchanged-rerun check runs without the store
+    from aggregator.store import SourceState
 
 # A title line (anything not blank), a blank line, then "Source: name". `[^\S\n]` is
 # whitespace other than a line break, so lines of spaces or tabs count as blank. The title
@@ -130,6 +133,11 @@ class SeedFileUnit:
             for _, future in underway:
                 future.cancel()
 
+    def signature(self) -> str:
+        """The file's signature now (OSError if it cannot be read): a state holding the
+        same one means the file is unchanged."""
+        return _signature(self.path.stat())
+
     def expected_work(self, state: SourceState | None, force: bool) -> int:
         """Bytes this run will likely read: the file's size, unless it looks unchanged."""
         try:
@@ -149,6 +157,8 @@ class SeedFileUnit:
             data = self.path.read_bytes()
         except OSError as exc:
             raise ParseError(self.name, None, f"cannot read: {exc.strerror}") from None
+        from aggregator.store import SourceState
+
         content_hash = hashlib.blake2b(data, digest_size=16).hexdigest()
         if state is not None and not force and state.content_hash == content_hash:
             return Fetched(None, replace(state, signature=signature))
@@ -158,6 +168,8 @@ class SeedFileUnit:
 
     def failed(self, state: SourceState | None, now: datetime, error: SourceError) -> SourceState:
         """Count the failure; the next run reads the file again."""
+        from aggregator.store import SourceState
+
         base = state or SourceState(source_id=self.source_id, kind="seedfile")
         return replace(base, last_attempt=now, last_error=str(error), failures=base.failures + 1)
 
