@@ -84,6 +84,10 @@ class ServeConfig:
     stale_after: float | None = None
     """/healthz fails when the last good run is older; None: three ticks, at least 60 s."""
     access_log: bool = False
+    read_timeout: float = 10.0
+    """Seconds a client has to send a whole request head; a slower one is disconnected."""
+    idle_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +310,12 @@ def _parse_serve(t: _Table) -> ServeConfig:
     max_age = t.duration("max_age", None, allow_zero=True)
     stale_after = t.duration("stale_after", None)
     access_log = t.boolean("access_log", False)
+    read_timeout = t.duration("read_timeout", 10.0)
+    idle_timeout = t.duration("idle_timeout", 5.0)
     t.finish()
     return ServeConfig(host=host, port=port, max_age=max_age, stale_after=stale_after,
-                       access_log=access_log)
+                       access_log=access_log, read_timeout=read_timeout,
+                       idle_timeout=idle_timeout)
 
 
 def _parse_dedup(t: _Table) -> DedupConfig:

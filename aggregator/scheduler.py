@@ -369,7 +369,9 @@ def _http_server(config: Config, option: str, status: DaemonStatus) -> _ServedDa
         endpoints.settings = serve.ServeSettings(max_age=new_plan.max_age(new))
         status.set_stale_after(new_plan.stale_after(new))
 
-    server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log)
+    server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log,
+                              read_timeout=config.serve.read_timeout,
+                              idle_timeout=config.serve.idle_timeout)
     return _ServedDaemon(config, server, apply)
 
 

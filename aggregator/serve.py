@@ -48,6 +48,10 @@ CONTENT_TYPES = {
 _PUBLISHED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _GZIP_MIN_SIZE = 512
 """Smaller bodies go out as they are: gzip's header would eat the saving."""
+_LISTEN_BACKLOG = 2048
+"""Connections the kernel queues before the server takes them."""
+_ACCEPT_BATCH = 64
+"""Connections the server accepts at a time (see `_Server.startup`)."""
 _GRACEFUL_SHUTDOWN = 2
 """Seconds open connections get to finish on shutdown, within the daemon's stop budget."""
 
@@ -110,7 +114,7 @@ def listen(address: Address, *, where: str) -> socket.socket:
         # A restarted daemon must not wait out the old one's TIME_WAIT connections.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
-        sock.listen(2048)
+        sock.listen(_LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(where, None, f"cannot listen on {address}: {exc.strerror}") from None
@@ -327,32 +331,64 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # asyncio accepts up to `backlog` connections in one go before any of them is
+        # looked at: a small batch keeps a burst of clients from taking every descriptor
+        # before the connection cap can act, while the kernel still queues a long line.
+        for sock in sockets or ():
+            sock.listen(_LISTEN_BACKLOG)
+
 
 class HttpServer:
     """uvicorn serving one app on an already-bound socket; `run` blocks the calling thread."""
 
-    def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool) -> None:
+    def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool,
+                 read_timeout: float = 10.0, idle_timeout: float = 5.0) -> None:
+        from aggregator import http_limits
+
         self._sock = sock
+        self.limits = http_limits.ConnectionLimits(
+            read_timeout=read_timeout, max_connections=http_limits.connection_cap())
+        _throttle_accept_errors()
         config = uvicorn.Config(
             create_app(site),
             # The standard asyncio loop, not uvloop: with 200 busy keep-alive clients uvloop
             # served ~7% more requests but starved some connections for up to a second (p99
             # 290 ms against 26 ms; benchmarks/serve_load.py).
             loop="asyncio",
-            http="httptools",  # its C parser: about twice the requests per second of h11
+            # httptools' C parser (about twice the requests per second of h11), with limits
+            # on request heads, slow clients and connections (aggregator.http_limits).
+            http=http_limits.protocol_for(self.limits),
+            timeout_keep_alive=max(1, round(idle_timeout)),
             lifespan="off",
             log_config=None,  # keep the aggregator's own log format
             access_log=access_log,
             server_header=False,
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+            backlog=_ACCEPT_BATCH,
         )
         self._server = _Server(config)
 
     def run(self) -> None:
         """Serve until `stop` is called."""
-        log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/"))
+        log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/",
+                                        max_connections=self.limits.max_connections))
         self._server.run(sockets=[self._sock])
 
     def stop(self) -> None:
         """Ask the server to finish; safe from any thread."""
         self._server.should_exit = True
+
+
+_ACCEPT_THROTTLE: logging.Filter | None = None
+
+
+def _throttle_accept_errors() -> None:
+    """asyncio reports each failed accept with a traceback: keep one line per interval."""
+    global _ACCEPT_THROTTLE
+    if _ACCEPT_THROTTLE is None:
+        from aggregator.http_limits import AcceptErrorThrottle
+
+        _ACCEPT_THROTTLE = AcceptErrorThrottle()
+        logging.getLogger("asyncio").addFilter(_ACCEPT_THROTTLE)
