@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config
+from aggregator.errors import PublishError
 from aggregator.fileio import write_if_changed
+from aggregator.manifest import write_manifest
 from aggregator.markup import text_to_html, xml_safe
 from aggregator.model import StoredItem, Story
 
@@ -85,10 +87,25 @@ class PublishResult:
 
 
 def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path) -> PublishResult:
-    """Render every file and write those whose bytes changed."""
+    """Render every file, write those whose bytes changed, then list them in the manifest
+    (the files the server may serve)."""
     files = render_all(feeds, site)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [name for name, data in files.items() if write_if_changed(out_dir / name, data)]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"{out_dir}: cannot create the output directory: "
+                           f"{exc.strerror}") from None
+    written = []
+    for name, data in files.items():
+        path = out_dir / name
+        if "/" in name:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PublishError(f"{path.parent}: cannot create: {exc.strerror}") from None
+        if write_if_changed(path, data):
+            written.append(name)
+    write_manifest(out_dir, files)
     return PublishResult(
         files=tuple(files), written=tuple(written), unchanged=len(files) - len(written)
     )

@@ -1,7 +1,8 @@
 """HTTP serving of the output directory, `/healthz` and `/metrics` (starlette on uvicorn).
 
-Only published files are served: plain names with a known feed or page suffix, never a
-hidden file (the lock, a temporary file) and never a directory listing. Each file is kept in
+Only published files are served: those the last publish listed in its manifest
+(`aggregator.manifest`), never a hidden file (the lock, a temporary file), a stray file or a
+directory listing. Each file is kept in
 memory with its gzip twin and validators, and re-read only when its size, mtime or inode
 changes; publishing renames whole files into place, so a reader sees the old file or the
 new one. Conditional requests get 304s, the cheap path a feed reader polls.
@@ -14,7 +15,6 @@ import gzip
 import hashlib
 import logging
 import os
-import re
 import socket
 import stat
 from collections.abc import Iterator, Mapping
@@ -32,6 +32,7 @@ from starlette.routing import Route
 from aggregator.config import ServeConfig
 from aggregator.errors import ConfigError
 from aggregator.logs import facts
+from aggregator.manifest import Manifest
 from aggregator.status import DaemonStatus
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,8 @@ CONTENT_TYPES = {
     ".opml": "text/x-opml; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
-"""What may be served, by suffix; anything else in the output directory stays private."""
+"""Media types by suffix (others go out as application/octet-stream)."""
 
-_PUBLISHED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _GZIP_MIN_SIZE = 512
 """Smaller bodies go out as they are: gzip's header would eat the saving."""
 _LISTEN_BACKLOG = 2048
@@ -147,18 +147,21 @@ class CachedFile:
 
 
 class PublishedFiles:
-    """The output directory's published files, cached in memory by size, mtime and inode."""
+    """The files the last publish listed (its manifest), cached in memory by size, mtime and
+    inode. Anything else in the output directory is never served."""
 
     def __init__(self, out_dir: Path) -> None:
         self._dir = out_dir
+        self._manifest = Manifest(out_dir)
         self._files: dict[str, CachedFile] = {}
 
     def get(self, name: str) -> CachedFile | None:
-        """The file called `name` if it is published, else None."""
-        suffix = os.path.splitext(name)[1]
-        content_type = CONTENT_TYPES.get(suffix)
-        if content_type is None or not _PUBLISHED_NAME.fullmatch(name):
+        """The file called `name` (a relative path) if it is published, else None."""
+        if name not in self._manifest.names():
+            self._files.pop(name, None)
             return None
+        suffix = os.path.splitext(name)[1]
+        content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
         path = os.path.join(self._dir, name)
         try:
             info = os.lstat(path)  # lstat: a symlink is never followed out of the directory
@@ -315,8 +318,8 @@ def create_app(site: Endpoints) -> Starlette:
         Route("/healthz", site.healthz, methods=methods),
         Route("/metrics", site.metrics, methods=methods),
         Route("/", site.published, methods=methods),
-        # `{name}` never matches a slash: nothing below the output directory is reachable.
-        Route("/{name}", site.published, methods=methods),
+        # Any path, subdirectories included; only the manifest's names are found.
+        Route("/{name:path}", site.published, methods=methods),
     ])
     # `/x/` is not found, rather than redirected to `/x`: no path invites a second request.
     app.router.redirect_slashes = False

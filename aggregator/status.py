@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from aggregator.manifest import read_manifest
 from aggregator.model import RunResult
 
 Outcome = Literal["ok", "source_failed", "error"]
@@ -224,21 +225,15 @@ class DaemonStatus:
 
 
 def published_sizes(out_dir: Path) -> dict[str, int]:
-    """Sizes of the published files: the output directory's regular, non-hidden files."""
+    """Sizes of the published files: those the last publish listed in its manifest."""
     sizes: dict[str, int] = {}
-    try:
-        entries = list(os.scandir(out_dir))
-    except OSError:
-        return sizes
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+    for name in read_manifest(out_dir):
         try:
-            info = entry.stat(follow_symlinks=False)
+            info = os.lstat(out_dir / name)
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode):
-            sizes[entry.name] = info.st_size
+            sizes[name] = info.st_size
     return sizes
 
 
