@@ -106,9 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _once(config: Config, *, quiet: bool) -> int:
+    from aggregator.fileio import remove_stale_temporaries
     from aggregator.pipeline import run_once
 
     with run_lock(config):
+        # A killed run may have left temporary files; holding the lock, none is being written.
+        remove_stale_temporaries(config.output.dir)
         result = run_once(config)
     # Each failed source was already logged as an error, naming its file or URL.
     if not quiet:

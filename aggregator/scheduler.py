@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import queue
-import re
 import signal
 import threading
 import time
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Config, FeedSource, load_config
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.fileio import remove_stale_temporaries
 from aggregator.logs import facts
 from aggregator.status import DaemonStatus, RunRecord, published_sizes
 
@@ -50,8 +50,6 @@ HARD_STOP = 9.5
 """Seconds after a stop signal at which faulthandler's C thread, which needs no GIL, dumps
 every thread's stack and ends the process (status 1) if Python could not."""
 JOB_ID = "run"
-_STALE_TEMPORARY = re.compile(r"\..+\.\d+\.tmp")
-"""fileio's temporary files: a run abandoned mid-write may leave one behind."""
 
 _STOP = "stop"
 _RELOAD = "reload"
@@ -257,7 +255,7 @@ def _trigger(plan: SchedulePlan) -> Any:
 def run_daemon(config: Config, *, serve: str | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0); with `serve`, also serve over HTTP."""
     _quiet_apscheduler()
-    _remove_stale_temporaries(config)
+    remove_stale_temporaries(config.output.dir)
     status = DaemonStatus(stale_after=SchedulePlan.of(config).stale_after(config))
     server = _http_server(config, serve, status) if serve is not None else None
     daemon = Daemon(config, status, server.reconfigure if server is not None else None)
@@ -393,21 +391,6 @@ def _abandon() -> None:
                 extra=facts(budget=STOP_BUDGET))
     logging.shutdown()
     os._exit(0)
-
-
-def _remove_stale_temporaries(config: Config) -> None:
-    """Delete temporary files an abandoned run left (no other writer holds the lock)."""
-    try:
-        names = os.listdir(config.output.dir)
-    except OSError:
-        return
-    for name in names:
-        if _STALE_TEMPORARY.fullmatch(name):
-            try:
-                os.unlink(config.output.dir / name)
-            except OSError:
-                continue
-            log.info("removed a stale temporary file", extra=facts(file=name))
 
 
 def _quiet_apscheduler() -> None:
