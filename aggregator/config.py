@@ -280,6 +280,10 @@ def _parse_store(t: _Table, base: Path) -> StoreConfig:
     if url is not None:
         if "://" not in url:
             raise t.error("url", f"not a database URL: {url!r}")
+        scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise t.error("url", f"unsupported database {scheme!r}: give a PostgreSQL URL "
+                          "(postgresql://...) or a SQLite file as `path`")
         return StoreConfig(url=_with_driver(url))
     return StoreConfig(url=f"sqlite:///{_resolve(base, path or '../state/aggregator.db')}")
 

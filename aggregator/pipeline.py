@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import clock, workers
 from aggregator.config import Config
-from aggregator.errors import SourceError, StoreError
+from aggregator.errors import PublishError, SourceError, StoreError
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
@@ -71,7 +71,13 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         read_at = time.perf_counter()
         _deduplicate(store, config, progress.changed, progress.fresh)
         dedup_at = time.perf_counter()
-        written, unchanged = _publish(store, config)
+        publish_error = None
+        try:
+            written, unchanged = _publish(store, config)
+        except PublishError as exc:
+            # Sources were read and stored; the next run publishes them.
+            log.error("%s", exc)
+            publish_error, written, unchanged = str(exc), (), 0
         items_total, stories_total = store.counts()
         log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
                  dedup_at - read_at, time.perf_counter() - dedup_at)
@@ -88,6 +94,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         files_written=written,
         files_unchanged=unchanged,
         warnings=tuple(progress.warnings),
+        publish_error=publish_error,
     )
 
 

@@ -118,6 +118,7 @@ class Daemon:
 
     def start(self) -> None:
         """Start the scheduler; the first run begins at once."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -130,12 +131,26 @@ class Daemon:
         )
         scheduler.add_job(self.run_job, _trigger(plan), id=JOB_ID, name="aggregate run",
                           next_run_time=datetime.now(UTC))
+        scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         scheduler.start()
         self._scheduler = scheduler
         log.info("daemon started", extra=facts(
             config=str(self._config.path), interval=plan.tick, jitter=plan.jitter,
             misfire_grace=plan.misfire_grace, pid=os.getpid(),
         ))
+
+    def _skipped(self, event: Any) -> None:
+        """Our words for APScheduler's skipped and missed runs (its own are kept for -vv)."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("run skipped: the previous run is still going (runs never overlap; "
+                        "a tick shorter than a run skips ticks)",
+                        extra=facts(interval=self._plan.tick))
+        else:
+            log.warning("run skipped: it was due too long ago (a suspend or an overrun, "
+                        "past [schedule] misfire_grace)",
+                        extra=facts(misfire_grace=self._plan.misfire_grace))
 
     def run_job(self) -> None:
         """One scheduled run; never raises, so one bad run never stops the next."""
@@ -172,13 +187,16 @@ class Daemon:
         record = RunRecord(started, finished, result)
         failed = [s.name for s in result.failed_sources]
         # Each failed source was logged by the pipeline already; this is the run's one line.
-        log.log(logging.WARNING if failed else logging.INFO, "run", extra=facts(
+        level = (logging.ERROR if result.publish_error else
+                 logging.WARNING if failed else logging.INFO)
+        log.log(level, "run", extra=facts(
             outcome=record.outcome, duration=record.duration,
             sources_ok=len(result.sources) - len(failed), sources_failed=len(failed),
             items=result.items_total, new=result.items_new, updated=result.items_updated,
             stories=result.stories, written=len(result.files_written),
             unchanged=result.files_unchanged,
             **({"failed": failed} if failed else {}),
+            **({"error": result.publish_error} if result.publish_error else {}),
         ))
         self.status.run_finished(record, published_sizes(config.output.dir))
 
@@ -394,6 +412,7 @@ def _abandon() -> None:
 
 
 def _quiet_apscheduler() -> None:
-    """APScheduler says two INFO lines per run; keep them for -vv (debug) only."""
+    """APScheduler says two INFO lines per run, and its own words for skipped runs (ours are
+    logged instead: `Daemon._skipped`); keep them for -vv (debug) only."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)

@@ -47,7 +47,7 @@ class RunRecord:
     @property
     def outcome(self) -> Outcome:
         """How the run ended."""
-        if self.result is None:
+        if self.result is None or self.result.publish_error is not None:
             return "error"
         return "source_failed" if self.result.failed_sources else "ok"
 
@@ -143,6 +143,8 @@ class DaemonStatus:
                       else "no run has finished yet")
         elif last.result is None:
             reason = f"last run failed: {last.error}"
+        elif last.result.publish_error is not None:
+            reason = f"last run could not publish: {last.result.publish_error}"
         elif last.result.failed_sources:
             failed = last.result.failed_sources
             reason = "source failed: " + "; ".join(s.error or s.name for s in failed)

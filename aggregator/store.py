@@ -269,7 +269,8 @@ class SqlStore:
             self._migrate()
         except sa.exc.SQLAlchemyError as exc:
             self._engine.dispose()
-            raise StoreError(f"{_safe_url(url)}: cannot open the store: {_reason(exc)}") from None
+            raise StoreError(f"{_safe_url(url)}: cannot open the store: {_reason(exc)}"
+                             f"{_damage_hint(url, exc)}") from None
 
     @staticmethod
     def _connect(url: str) -> Engine:
@@ -868,6 +869,19 @@ def _safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _damage_hint(url: str, exc: sa.exc.SQLAlchemyError) -> str:
+    """What to do about a damaged SQLite file (nothing to add for other failures)."""
+    if not url.startswith("sqlite:///"):
+        return ""
+    reason = _reason(exc).lower()
+    if "not a database" not in reason and "malformed" not in reason:
+        return ""
+    path = url[len("sqlite:///") :]
+    return (f"; the file is damaged: move it aside (mv {path} {path}.damaged) and run again."
+            " A new store is made; stories keep their ids (they follow from the items), but"
+            " items first seen before get new first-seen dates when undated")
 
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:
