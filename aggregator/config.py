@@ -28,6 +28,18 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+RESERVED_SLUGS = frozenset({"combined", "feeds", "index", "archive", "healthz", "metrics"})
+"""Names the output and the server use (combined.atom, feeds.opml, index.html, archive/,
+/healthz, /metrics): an agency named so would replace or hide them."""
+RESERVED_PREFIXES = ("topic-", "country-")
+"""Saved-query and country feeds are published as topic-<slug>.* and country-<iso2>.*."""
+
+
+def is_reserved_slug(slug: str) -> bool:
+    """Whether an agency slug would collide with a name the output uses."""
+    return slug in RESERVED_SLUGS or slug.startswith(RESERVED_PREFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class AgencyConfig:
     """An agency: its slug (the TOML table name), display name and other spellings."""
@@ -362,6 +374,10 @@ def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:
     for slug in t.keys():  # noqa: SIM118 (a _Table, not a dict)
         if not _SLUG_RE.match(slug):
             raise t.error(slug, "agency names must be lowercase letters, digits and dashes")
+        if is_reserved_slug(slug):
+            raise t.error(slug, f"{slug!r} is reserved: the output uses it for its own files "
+                          f"({', '.join(sorted(RESERVED_SLUGS))}, topic-*, country-*); "
+                          "choose another name for this agency")
         at = t.table(slug)
         name = at.string("name", slug)
         if not name.strip():
