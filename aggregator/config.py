@@ -28,6 +28,7 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+DEFAULT_BASE_URL = "http://localhost:8080/"
 RESERVED_SLUGS = frozenset({"combined", "feeds", "index", "archive", "healthz", "metrics"})
 """Names the output and the server use (combined.atom, feeds.opml, index.html, archive/,
 /healthz, /metrics): an agency named so would replace or hide them."""
@@ -58,6 +59,9 @@ class OutputConfig:
     base_url: str
     title: str
     max_entries: int
+    base_url_given: bool = True
+    """False when the config leaves base_url out (the default): `--serve` may then derive
+    it from the address it serves on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +273,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 
 def _parse_output(t: _Table, base: Path) -> OutputConfig:
     out_dir = _resolve(base, t.string("dir", "../output"))
-    base_url = t.string("base_url", "http://localhost:8080/")
+    base_url_given = t.optional_string("base_url") is not None
+    base_url = t.string("base_url", DEFAULT_BASE_URL)
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise t.error("base_url", f"must be an http(s) URL, got {base_url!r}")
@@ -280,7 +285,8 @@ def _parse_output(t: _Table, base: Path) -> OutputConfig:
         raise t.error("title", "must not be empty")
     max_entries = t.integer("max_entries", 200, minimum=1)
     t.finish()
-    return OutputConfig(dir=out_dir, base_url=base_url, title=title, max_entries=max_entries)
+    return OutputConfig(dir=out_dir, base_url=base_url, title=title, max_entries=max_entries,
+                        base_url_given=base_url_given)
 
 
 def _parse_store(t: _Table, base: Path) -> StoreConfig:

@@ -37,7 +37,7 @@ from aggregator.status import DaemonStatus, RunRecord, published_sizes
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from aggregator.serve import HttpServer
+    from aggregator.serve import Address, HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,10 @@ class Daemon:
     """The scheduled job, its config (swapped on reload) and its status."""
 
     def __init__(self, config: Config, status: DaemonStatus,
-                 on_reload: Callable[[Config, SchedulePlan], None] | None = None) -> None:
+                 on_reload: Callable[[Config, SchedulePlan], None] | None = None,
+                 adjust: Callable[[Config], Config] | None = None) -> None:
         self.status = status
+        self._adjust = adjust
         self._config = config
         self._plan = SchedulePlan.of(config)
         self._on_reload = on_reload
@@ -205,6 +207,8 @@ class Daemon:
         old = self._config
         try:
             new = load_config(old.path)
+            if self._adjust is not None:
+                new = self._adjust(new)
             if new.output.dir != old.output.dir:
                 raise ConfigError(new.path, "output.dir",
                                   "cannot change while the daemon runs (it holds the lock "
@@ -276,7 +280,11 @@ def run_daemon(config: Config, *, serve: str | None = None) -> int:
     remove_stale_temporaries(config.output.dir)
     status = DaemonStatus(stale_after=SchedulePlan.of(config).stale_after(config))
     server = _http_server(config, serve, status) if serve is not None else None
-    daemon = Daemon(config, status, server.reconfigure if server is not None else None)
+    adjust = server.published_config if server is not None else None
+    if adjust is not None:
+        config = adjust(config)
+    daemon = Daemon(config, status, server.reconfigure if server is not None else None,
+                    adjust)
     control = _Control(daemon, server.stop if server is not None else None)
     previous = control.install_signal_handlers()
     try:
@@ -352,10 +360,25 @@ class _Control:
 class _ServedDaemon:
     """The HTTP side of a daemon: the server and what a reload changes of it."""
 
-    def __init__(self, config: Config, server: HttpServer, apply: Callable[[Config], None]):
+    def __init__(self, config: Config, server: HttpServer, apply: Callable[[Config], None],
+                 address: Address) -> None:
         self._config = config
         self._server = server
         self._apply = apply
+        self._address = address
+
+    def published_config(self, config: Config) -> Config:
+        """`config` with the base URL it publishes under, checked against the address served:
+        derived from it when the config leaves base_url out, or a warning when they differ."""
+        from aggregator.serve import check_base_url
+
+        check = check_base_url(config.output, self._address)
+        if check.warning:
+            log.warning("%s", check.warning)
+        if check.derived:
+            log.info("publishing under the served address",
+                     extra=facts(base_url=check.base_url))
+        return replace(config, output=replace(config.output, base_url=check.base_url))
 
     def run(self) -> None:
         self._server.run()
@@ -388,7 +411,7 @@ def _http_server(config: Config, option: str, status: DaemonStatus) -> _ServedDa
     server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log,
                               read_timeout=config.serve.read_timeout,
                               idle_timeout=config.serve.idle_timeout)
-    return _ServedDaemon(config, server, apply)
+    return _ServedDaemon(config, server, apply, serve.bound_address(sock))
 
 
 def _signal_name(signum: int) -> str:

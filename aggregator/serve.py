@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import ipaddress
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -29,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from aggregator.config import ServeConfig
+from aggregator.config import OutputConfig, ServeConfig
 from aggregator.errors import ConfigError
 from aggregator.logs import facts
 from aggregator.manifest import Manifest
@@ -120,6 +122,62 @@ def listen(address: Address, *, where: str) -> socket.socket:
         raise ConfigError(where, None, f"cannot listen on {address}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+@dataclass(frozen=True, slots=True)
+class BaseUrlCheck:
+    """What `--serve` makes of `[output] base_url`: a derived one, or a warning, or neither."""
+
+    base_url: str
+    """The base URL to publish with."""
+    derived: bool = False
+    warning: str | None = None
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def check_base_url(output: OutputConfig, served: Address) -> BaseUrlCheck:
+    """Compare the published base URL with the address the daemon serves on (pure).
+
+    Left at its default, base_url follows the served address (`http://HOST:PORT/`), unless
+    the daemon listens on every interface, where no single name is known: then a warning
+    says to set it. Given in the config, it is kept; a warning says so when it names this
+    machine (a loopback host) on another port or address, since links would then miss the
+    server. A base_url naming another host is taken to be a reverse proxy, and left alone.
+    """
+    parts = urlsplit(output.base_url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    served_host = served.host.lower()
+    same = (port == served.port and (host == served_host
+                                     or (_loopback(host) and _loopback(served_host))))
+    if not output.base_url_given:
+        if served_host in _WILDCARDS:
+            if port == served.port:
+                return BaseUrlCheck(output.base_url)
+            return BaseUrlCheck(output.base_url, warning=(
+                f"[output] base_url is left at {output.base_url} but the daemon serves on "
+                f"{served}: published links will not reach it; set base_url to the address "
+                "readers use"))
+        if same:
+            return BaseUrlCheck(output.base_url)
+        return BaseUrlCheck(f"http://{served}/", derived=True)
+    if same or not _loopback(host):
+        return BaseUrlCheck(output.base_url)
+    return BaseUrlCheck(output.base_url, warning=(
+        f"[output] base_url {output.base_url} names another address than the daemon serves "
+        f"on ({served}): published links will not reach this server; fix base_url, or "
+        "leave it out to follow --serve"))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bound_address(sock: socket.socket) -> Address:
