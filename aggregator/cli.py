@@ -78,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "words of a title.",
     )
     explain.add_argument("query", nargs="+", metavar="WORDS-OR-ID")
+    forget = commands.add_parser(
+        "forget", parents=[common],
+        help="take an item or a story down for good",
+        description="Take one item, or a story with all its items, down for good: it leaves "
+                    "every feed and never comes back from its source. Give the id as "
+                    "published (urn:uuid:… for a story, urn:newswire:item:… for an item), "
+                    "its first characters, or an item's guid or link. The output is "
+                    "republished at once (or by the running daemon's next run).",
+    )
+    forget.add_argument("reference", metavar="ITEM-OR-STORY-ID")
     return parser
 
 
@@ -91,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(find_config_path(args.config))
         if args.command == "explain":
             return _explain(config, " ".join(args.query))
+        if args.command == "forget":
+            return _forget(config, args.reference)
         if args.once:
             if args.serve is not None:
                 parser.error("--serve runs with the daemon; leave out --once")
@@ -168,6 +180,26 @@ def _explain(config: Config, query: str) -> int:
     text, found = explain(config, query)
     print(text)
     return EXIT_OK if found else EXIT_SOURCE_FAILED
+
+
+def _forget(config: Config, reference: str) -> int:
+    from aggregator import clock
+    from aggregator.forget import forget
+    from aggregator.pipeline import publish_now
+
+    outcome = forget(config, reference, clock.now())
+    print(outcome.text)
+    if not outcome.removed:
+        return EXIT_SOURCE_FAILED
+    try:
+        with run_lock(config):
+            written, _ = publish_now(config)
+    except LockHeldError:
+        # A daemon holds the lock: the store changed, so its next run republishes.
+        print("Another aggregate (the daemon?) holds the output: its next run republishes.")
+        return EXIT_OK
+    print(f"Republished: {len(written)} files written.")
+    return EXIT_OK
 
 
 @contextmanager

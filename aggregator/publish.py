@@ -75,6 +75,9 @@ class FeedPlan:
     title: str
     stories: Sequence[Story]
     agency: Agency | None = None
+    listed: bool = True
+    """False for the feed of an agency with nothing left (its sources were removed): still
+    published, empty and valid, for its subscribers, but no longer in the OPML or the page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +355,7 @@ def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
     head = ET.SubElement(opml, "head")
     ET.SubElement(head, "title").text = xml_safe(site.title)
     body = ET.SubElement(opml, "body")
-    for feed in feeds:
+    for feed in (f for f in feeds if f.listed):
         ET.SubElement(
             body,
             "outline",
@@ -396,7 +399,7 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
 
     subscriptions = []
     # The combined feed first, then the agencies by the name a reader looks for.
-    ordered = sorted(feeds, key=lambda f: (f.agency is not None,
+    ordered = sorted((f for f in feeds if f.listed), key=lambda f: (f.agency is not None,
                                            f.agency.name.casefold() if f.agency else ""))
     for feed in ordered:
         formats = ("atom", "rss", "json") if feed.agency is None else ("atom", "rss")
