@@ -139,3 +139,26 @@ def test_forget_something_unknown_says_so(workspace: Workspace) -> None:
     assert result.returncode == 1
     assert "No story or item matches" in result.stdout
     assert len(combined(workspace)) == 19
+
+
+def test_forget_and_withdraw_on_both_stores(workspace: Workspace, store_url: str) -> None:
+    """The same on SQLite and PostgreSQL: the store's part of unpublishing."""
+    extra = workspace.root / "extra"
+    extra.mkdir()
+    (extra / "more.txt").write_text(seed_text([
+        ("Frontex deploys officers to the external border", "Frontex",
+         "Warsaw, 3 December 2024. Frontex deployed officers.")]), encoding="utf-8")
+    header = f'[output]\ndir = "../output"\nbase_url = "http://feeds.example.test/"\n' \
+             f'[store]\nurl = "{store_url}"\n'
+    workspace.write_config(EXTRA_SOURCE, header=header)
+    assert workspace.run("--once").returncode == 0
+    story = story_with(workspace, MONTENEGRO)
+    assert story is not None
+    forgotten = workspace.run("forget", story["id"])
+    assert forgotten.returncode == 0, forgotten.stderr
+    workspace.write_config("", header=header)
+    result = workspace.run("--once")
+    assert result.returncode == 0, result.stderr
+    assert story_with(workspace, MONTENEGRO) is None
+    assert not any("Frontex" in item["title"] for item in combined(workspace))
+    assert len(combined(workspace)) == 18
