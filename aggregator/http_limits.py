@@ -53,11 +53,44 @@ class ConnectionLimits:
     read_timeout: float
     max_connections: int
     open: set[LimitedHttpProtocol] = field(default_factory=set)
-    waiting: OrderedDict[LimitedHttpProtocol, None] = field(default_factory=OrderedDict)
-    """Connections without a request in progress (reading a request head, or idle), oldest
-    first: the ones to close when the cap is reached."""
+    waiting: OrderedDict[LimitedHttpProtocol, float] = field(default_factory=OrderedDict)
+    """Connections without a request in progress (reading a request head, or idle), with
+    the monotonic time they started waiting, oldest first: the ones to close when the cap
+    is reached, and the ones the sweep times out."""
     evicted: int = 0
     refused: int = 0
+    timed_out: int = 0
+    sweeping: bool = False
+
+    def await_request(self, connection: LimitedHttpProtocol, now: float) -> None:
+        """`connection` waits for a request head from `now` on."""
+        self.waiting[connection] = now
+        self.waiting.move_to_end(connection)
+        if not self.sweeping:
+            self.sweeping = True
+            connection.loop.call_later(self._sweep_interval(), self._sweep, connection.loop)
+
+    def _sweep_interval(self) -> float:
+        return max(0.05, min(1.0, self.read_timeout / 4))
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the connections that waited longer than the read timeout. One timer for
+        all connections, not one per request: the oldest wait first, so this stops at the
+        first connection still in time."""
+        deadline = time.monotonic() - self.read_timeout
+        waiting = self.waiting
+        while waiting:
+            connection, since = next(iter(waiting.items()))
+            if since > deadline:
+                break
+            del waiting[connection]
+            if connection.transport is not None and not connection.transport.is_closing():
+                self.timed_out += 1
+                connection.transport.close()
+        if waiting:
+            loop.call_later(self._sweep_interval(), self._sweep, loop)
+        else:
+            self.sweeping = False
 
 
 def protocol_for(limits: ConnectionLimits) -> type[LimitedHttpProtocol]:
@@ -77,9 +110,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
-        self._header_count = 0
         self._reading_head = True
-        self._deadline: asyncio.TimerHandle | None = None
 
     # -- connection ---------------------------------------------------------------------
 
@@ -97,7 +128,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._limits.open.discard(self)
         self._limits.waiting.pop(self, None)
-        self._cancel_deadline()
         if self.transport is not None:
             super().connection_lost(exc)
 
@@ -109,7 +139,6 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             limits.open.discard(oldest)
             if oldest.transport is not None and not oldest.transport.is_closing():
                 limits.evicted += 1
-                oldest._cancel_deadline()
                 oldest.transport.close()
                 return True
         return False
@@ -127,27 +156,29 @@ class LimitedHttpProtocol(HttpToolsProtocol):
                     self._refuse_head()
                     return
             super().data_received(chunk)
-            if self._header_count > MAX_HEADERS:
+            if self.transport.is_closing():
+                return
+            # Counted per slice, not per header: no cost on the path every request takes.
+            if self._reading_head and self.headers and len(self.headers) > MAX_HEADERS:
                 self._refuse_head()
                 return
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._header_count = 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count <= MAX_HEADERS:
-            super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
-        if self._header_count > MAX_HEADERS:
-            return  # refused once the parser returns
+        if len(self.headers) > MAX_HEADERS:
+            self._refuse_head()
+            return
         self._reading_head = False
         self._head_bytes = 0
-        self._cancel_deadline()
         self._limits.waiting.pop(self, None)
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.cycle is not None and not self.transport.is_closing():
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -158,23 +189,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         """From now, a whole request head must arrive within the read timeout."""
         self._reading_head = True
         self._head_bytes = 0
-        self._limits.waiting[self] = None
-        self._limits.waiting.move_to_end(self)
-        self._cancel_deadline()
-        self._deadline = self.loop.call_later(self._limits.read_timeout, self._too_slow)
-
-    def _too_slow(self) -> None:
-        self._deadline = None
-        if self._reading_head and not self.transport.is_closing():
-            self.transport.close()
-
-    def _cancel_deadline(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._limits.await_request(self, time.monotonic())
 
     def _refuse_head(self) -> None:
-        self._cancel_deadline()
+        self._limits.waiting.pop(self, None)
         self.transport.write(_response(431, "request header fields too large\n"))
         self.transport.close()
 
