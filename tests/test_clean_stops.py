@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import FIXED_NOW, Workspace, aggregate_command, seed_text
 from daemon_process import DaemonProcess, poll
 
@@ -83,14 +84,18 @@ def assert_all_gone(pids: dict[int, str], within: float) -> None:
     assert not alive(pids), f"left running: {alive(pids)}"
 
 
-def test_sigterm_mid_run_leaves_no_process_behind(workspace: Workspace) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_daemon_stopped_mid_run_leaves_no_process_behind(
+    workspace: Workspace, signum: int
+) -> None:
     bulk_seeds(workspace)
     workspace.write_config('[schedule]\ninterval = "1h"\n')
     daemon = DaemonProcess(workspace)
     try:
         # A fork server, its two workers and the resource tracker.
         children = workers_of(daemon.process.pid, 4)
-        assert daemon.stop(timeout=10) == 0
+        status = daemon.stop(signum, timeout=10)
+        assert status == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
         assert_all_gone(children, within=3.0)
     finally:
         daemon.close()
