@@ -22,6 +22,7 @@ from aggregator import clock, workers
 from aggregator.config import Config, is_reserved_slug
 from aggregator.errors import PublishError, SourceError, StoreError
 from aggregator.logs import facts
+from aggregator.manifest import MANIFEST_NAME
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
@@ -483,7 +484,8 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     recorded = store.get_meta("published")
     if recorded:
         last = json.loads(recorded)
-        if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
+        if (last.get("stamp") == stamp and (out_dir / MANIFEST_NAME).is_file()
+                and all((out_dir / n).is_file() for n in last["files"])):
             log.info("publish skipped: nothing changed since the last run")
             return (), len(last["files"])
     labels = store.agencies()

@@ -87,3 +87,13 @@ def test_items_of_an_ellipsis_or_a_symbol_are_published(
     assert sorted(item["title"] for item in feed["items"]) == sorted(
         ["…", "…", "★", "-", "A real title"])
     assert all(len(item["_aggregator"]["members"]) == 1 for item in feed["items"])
+
+
+def test_the_manifest_lists_the_published_files_and_is_restored(workspace: Workspace) -> None:
+    assert workspace.run("--once").returncode == 0
+    manifest = workspace.output / ".published.json"
+    listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    assert sorted(listed) == sorted(workspace.output_files())
+    manifest.unlink()
+    assert workspace.run("--once").returncode == 0  # nothing changed, but the list is gone
+    assert json.loads(manifest.read_text(encoding="utf-8"))["files"] == listed
