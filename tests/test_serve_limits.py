@@ -6,8 +6,10 @@ Issue 12, problems 1 (slow clients exhausted the server) and 2 (no header limit)
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.client
 import json
+import logging
 import resource
 import socket
 import time
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import Workspace
 from daemon_process import DaemonProcess, ulimit_wrapper
+
+from aggregator.http_limits import AcceptErrorThrottle
 
 SLOW_CLIENTS = 2000
 FILE_LIMIT = 1024
@@ -201,3 +205,23 @@ def test_two_thousand_slow_clients_under_a_1024_file_limit(workspace: Workspace)
     # Accept errors, if any, are throttled to one line per 10 s.
     assert len(daemon.matching("accept")) <= 2, daemon.matching("accept")[:5]
     assert len(log) < 100_000
+
+
+def test_accept_errors_are_logged_once_per_interval_with_a_count() -> None:
+    throttle = AcceptErrorThrottle(interval=60.0)
+
+    def record() -> logging.LogRecord:
+        error = OSError(errno.EMFILE, "Too many open files")
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1,
+                                 "socket.accept() out of system resource", None,
+                                 (OSError, error, None))
+
+    first = record()
+    assert throttle.filter(first)
+    assert first.getMessage() == ("cannot accept connections: Too many open files "
+                                  "(1 failed accepts since the last report)")
+    assert first.exc_info is None
+    assert not any(throttle.filter(record()) for _ in range(1000))
+    other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "something else", None,
+                              None)
+    assert throttle.filter(other)
