@@ -146,11 +146,11 @@ class Daemon:
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 
         if event.code == EVENT_JOB_MAX_INSTANCES:
-            log.warning("run skipped: the previous run is still going (runs never overlap; "
+            log.warning("tick skipped: the previous run is still going (runs never overlap; "
                         "a tick shorter than a run skips ticks)",
                         extra=facts(interval=self._plan.tick))
         else:
-            log.warning("run skipped: it was due too long ago (a suspend or an overrun, "
+            log.warning("tick skipped: it was due too long ago (a suspend or an overrun, "
                         "past [schedule] misfire_grace)",
                         extra=facts(misfire_grace=self._plan.misfire_grace))
 

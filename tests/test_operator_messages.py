@@ -141,7 +141,7 @@ def test_a_skipped_tick_is_said_in_our_words(workspace: Workspace) -> None:
     workspace.write_config('[schedule]\ninterval = "1s"\njitter = "0s"\n')
     daemon = DaemonProcess(workspace)
     try:
-        daemon.wait_for_lines(r"run skipped: the previous run is still going", timeout=60)
+        daemon.wait_for_lines(r"tick skipped: the previous run is still going", timeout=60)
         assert daemon.stop() == 0
     finally:
         daemon.close()

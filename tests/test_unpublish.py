@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from conftest import Workspace, seed_text
+from daemon_process import DaemonProcess, poll
 from pytest_httpserver import HTTPServer
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -162,3 +163,22 @@ def test_forget_and_withdraw_on_both_stores(workspace: Workspace, store_url: str
     assert story_with(workspace, MONTENEGRO) is None
     assert not any("Frontex" in item["title"] for item in combined(workspace))
     assert len(combined(workspace)) == 18
+
+
+def test_forget_while_the_daemon_runs_is_published_by_its_next_run(
+    workspace: Workspace,
+) -> None:
+    workspace.write_config('[schedule]\ninterval = "1s"\njitter = "0s"\n')
+    daemon = DaemonProcess(workspace)
+    try:
+        daemon.wait_for_runs(1)
+        story = story_with(workspace, MONTENEGRO)
+        assert story is not None
+        result = workspace.run("forget", story["id"])
+        assert result.returncode == 0, result.stderr
+        assert "its next run republishes" in result.stdout
+        poll(lambda: True if story_with(workspace, MONTENEGRO) is None else None,
+             timeout=20, what="the daemon to republish without the story")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
