@@ -1,6 +1,6 @@
 """The list of published files: what the last publish wrote or kept, and nothing else.
 
-Publishing writes it (atomically, as `.published.json` in the output directory, hidden so it
+Publishing writes it (atomically, as `.published` in the output directory, hidden so it
 is never served itself); the HTTP server serves exactly the files it names, and `/metrics`
 reports their sizes. A file someone else put in the directory (a copy, a hard link, a
 leftover) is not listed, so it is not reachable. Names are relative paths with `/`, so
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aggregator.fileio import write_if_changed
 
-MANIFEST_NAME = ".published.json"
+MANIFEST_NAME = ".published"
 
 
 def write_manifest(out_dir: Path, names: Iterable[str]) -> bool:

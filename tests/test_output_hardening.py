@@ -91,7 +91,7 @@ def test_items_of_an_ellipsis_or_a_symbol_are_published(
 
 def test_the_manifest_lists_the_published_files_and_is_restored(workspace: Workspace) -> None:
     assert workspace.run("--once").returncode == 0
-    manifest = workspace.output / ".published.json"
+    manifest = workspace.output / ".published"
     listed = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     assert sorted(listed) == sorted(workspace.output_files())
     manifest.unlink()
