@@ -11,6 +11,8 @@ import pytest
 from conftest import Workspace, seed_text
 from pytest_httpserver import HTTPServer
 
+from aggregator.urls import encode_url
+
 ATOM = "{http://www.w3.org/2005/Atom}"
 # What RFC 3986 allows in a URI, `%XX` escapes included.
 URI = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
@@ -97,3 +99,17 @@ def test_the_manifest_lists_the_published_files_and_is_restored(workspace: Works
     manifest.unlink()
     assert workspace.run("--once").returncode == 0  # nothing changed, but the list is gone
     assert json.loads(manifest.read_text(encoding="utf-8"))["files"] == listed
+
+
+@pytest.mark.parametrize(("given", "published"), [
+    ("https://x.test/news/Incorrect Value", "https://x.test/news/Incorrect%20Value"),
+    ("https://x.test/a%20b?q=1&r=2#top", "https://x.test/a%20b?q=1&r=2#top"),
+    ("https://x.test/100%", "https://x.test/100%25"),
+    ("https://bücher.example/straße?q=ü", "https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC"),
+    ("https://x.test/p?a=[1]", "https://x.test/p?a=%5B1%5D"),
+    ("http://[::1]:8080/x y", "http://[::1]:8080/x%20y"),
+    ("https://x.test/#a#b", "https://x.test/#a%23b"),
+])
+def test_urls_are_encoded_once(given: str, published: str) -> None:
+    assert encode_url(given) == published
+    assert encode_url(published) == published
