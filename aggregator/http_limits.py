@@ -64,8 +64,8 @@ class ConnectionLimits:
 
     def await_request(self, connection: LimitedHttpProtocol, now: float) -> None:
         """`connection` waits for a request head from `now` on."""
+        # Never waiting already (a request in progress took it out), so this lands last.
         self.waiting[connection] = now
-        self.waiting.move_to_end(connection)
         if not self.sweeping:
             self.sweeping = True
             connection.loop.call_later(self._sweep_interval(), self._sweep, connection.loop)
@@ -146,22 +146,25 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     # -- request head -------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if len(data) <= _SLICE:  # the common case: a whole small request, no copy
+            self._take(data)
+            return
         for start in range(0, len(data), _SLICE):
             if self.transport.is_closing():
                 return
-            chunk = data[start : start + _SLICE]
-            if self._reading_head:
-                self._head_bytes += len(chunk)
-                if self._head_bytes > MAX_HEADER_BYTES:
-                    self._refuse_head()
-                    return
-            super().data_received(chunk)
-            if self.transport.is_closing():
-                return
-            # Counted per slice, not per header: no cost on the path every request takes.
-            if self._reading_head and self.headers and len(self.headers) > MAX_HEADERS:
+            self._take(data[start : start + _SLICE])
+
+    def _take(self, chunk: bytes) -> None:
+        if self._reading_head:
+            self._head_bytes += len(chunk)
+            if self._head_bytes > MAX_HEADER_BYTES:
                 self._refuse_head()
                 return
+        super().data_received(chunk)
+        # Counted per slice, not per header: no cost on the path every request takes.
+        if (self._reading_head and self.headers and len(self.headers) > MAX_HEADERS
+                and not self.transport.is_closing()):
+            self._refuse_head()
 
     def on_headers_complete(self) -> None:
         if len(self.headers) > MAX_HEADERS:

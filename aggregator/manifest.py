@@ -50,13 +50,16 @@ class Manifest:
 
     def __init__(self, out_dir: Path) -> None:
         self._dir = out_dir
+        # A plain string: checked on every request, where building a Path costs more than
+        # the stat itself.
+        self._path = os.path.join(out_dir, MANIFEST_NAME)
         self._key: tuple[int, int, int] | None = None
         self._names: frozenset[str] = frozenset()
 
     def names(self) -> frozenset[str]:
         """The published names now."""
         try:
-            info = os.stat(self._dir / MANIFEST_NAME)
+            info = os.stat(self._path)
         except OSError:
             self._key, self._names = None, frozenset()
             return self._names
