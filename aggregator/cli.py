@@ -2,13 +2,15 @@
 
 This is the only module that prints for a person or exits. Exit status: 0 every source
 read and everything published; 1 some source failed (the rest was published); 2 usage or
-config error (nothing published); 3 another instance holds the lock.
+config error (nothing published); 3 another instance holds the lock; 4 the store cannot be
+used (nothing published); 5 the output cannot be written (earlier files stay whole).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,11 +24,16 @@ from aggregator.errors import (
     PublishError,
     StoreError,
 )
+from aggregator.model import RunResult
 
 EXIT_OK = 0
 EXIT_SOURCE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
+EXIT_STORE = 4
+EXIT_OUTPUT = 5
+EXIT_BROKEN_PIPE = 128 + 13
+"""As a shell reports a program that SIGPIPE ended (`aggregate explain x | head -1`)."""
 LOCK_NAME = ".aggregate.lock"
 
 log = logging.getLogger("aggregator")
@@ -53,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "live feeds, merge duplicate stories, and publish per-agency and combined "
                     "Atom, RSS and JSON feeds.",
         epilog="Exit status: 0 all sources read and published; 1 some source failed, the rest "
-               "published; 2 usage or config error; 3 another instance holds the lock.",
+               "published; 2 usage or config error; 3 another instance holds the lock; 4 the "
+               "store cannot be used; 5 the output cannot be written.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--once", action="store_true",
@@ -70,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "words of a title.",
     )
     explain.add_argument("query", nargs="+", metavar="WORDS-OR-ID")
+    forget = commands.add_parser(
+        "forget", parents=[common],
+        help="take an item or a story down for good",
+        description="Take one item, or a story with all its items, down for good: it leaves "
+                    "every feed and never comes back from its source. Give the id as "
+                    "published (urn:uuid:… for a story, urn:newswire:item:… for an item), "
+                    "its first characters, or an item's guid or link. The output is "
+                    "republished at once (or by the running daemon's next run).",
+    )
+    forget.add_argument("reference", metavar="ITEM-OR-STORY-ID")
     return parser
 
 
@@ -83,20 +101,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(find_config_path(args.config))
         if args.command == "explain":
             return _explain(config, " ".join(args.query))
+        if args.command == "forget":
+            return _forget(config, args.reference)
         if args.once:
             if args.serve is not None:
                 parser.error("--serve runs with the daemon; leave out --once")
-            return _once(config, quiet=args.quiet)
+            return _once(config, quiet=args.quiet, log_format=args.log_format)
         return _daemon(config, args.serve)
     except LockHeldError as exc:
         _error(str(exc))
         return EXIT_LOCKED
-    except (ConfigError, StoreError) as exc:
+    except ConfigError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_STORE
     except PublishError as exc:
         _error(str(exc))
-        return EXIT_SOURCE_FAILED
+        return EXIT_OUTPUT
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, and let no flush at exit fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except AggregatorError as exc:
         _error(str(exc))
         return EXIT_SOURCE_FAILED
@@ -105,11 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _once(config: Config, *, quiet: bool) -> int:
+def _once(config: Config, *, quiet: bool, log_format: logs.LogFormat = "text") -> int:
     from aggregator import clock
+    from aggregator.fileio import remove_stale_temporaries
     from aggregator.unchanged import unchanged_run
 
     with run_lock(config):
+        # A killed run may have left temporary files; holding the lock, none is being written.
+        remove_stale_temporaries(config.output.dir)
         # A rerun where nothing changed is answered without loading the pipeline.
         result = unchanged_run(config, clock.now())
         if result is None:
@@ -118,8 +149,28 @@ def _once(config: Config, *, quiet: bool) -> int:
             result = run_once(config)
     # Each failed source was already logged as an error, naming its file or URL.
     if not quiet:
-        print(f"aggregate: {result.summary()}", file=sys.stderr)
+        if log_format == "json":
+            _log_summary(result)
+        else:
+            print(f"aggregate: {result.summary()}", file=sys.stderr)
     return result.exit_code
+
+
+def _log_summary(result: RunResult) -> None:
+    """The summary as one log record, so `--log-format json` gives it as a JSON object."""
+    summary = logging.getLogger("aggregator.summary")
+    summary.setLevel(logging.INFO)
+    failed = [s.name for s in result.failed_sources]
+    summary.info("summary", extra=logs.facts(
+        outcome="error" if result.publish_error else "source_failed" if failed else "ok",
+        exit_code=result.exit_code, duration=round(result.duration, 3),
+        sources_ok=len(result.sources) - len(failed), sources_failed=len(failed),
+        items=result.items_total, new=result.items_new, updated=result.items_updated,
+        stories=result.stories, written=len(result.files_written),
+        unchanged=result.files_unchanged,
+        **({"failed": failed} if failed else {}),
+        **({"error": result.publish_error} if result.publish_error else {}),
+    ))
 
 
 def _daemon(config: Config, serve: str | None) -> int:
@@ -137,6 +188,26 @@ def _explain(config: Config, query: str) -> int:
     return EXIT_OK if found else EXIT_SOURCE_FAILED
 
 
+def _forget(config: Config, reference: str) -> int:
+    from aggregator import clock
+    from aggregator.forget import forget
+    from aggregator.pipeline import publish_now
+
+    outcome = forget(config, reference, clock.now())
+    print(outcome.text)
+    if not outcome.removed:
+        return EXIT_SOURCE_FAILED
+    try:
+        with run_lock(config):
+            written, _ = publish_now(config)
+    except LockHeldError:
+        # A daemon holds the lock: the store changed, so its next run republishes.
+        print("Another aggregate (the daemon?) holds the output: its next run republishes.")
+        return EXIT_OK
+    print(f"Republished: {len(written)} files written.")
+    return EXIT_OK
+
+
 @contextmanager
 def run_lock(config: Config) -> Iterator[None]:
     """Hold the output directory's lock, so two runs never publish at once."""
@@ -146,14 +217,17 @@ def run_lock(config: Config) -> Iterator[None]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(config.path, "output.dir",
-                          f"cannot create {out_dir}: {exc.strerror}") from None
+        raise PublishError(f"{config.path}: output.dir: cannot create {out_dir}: "
+                           f"{exc.strerror}") from None
     lock_path = out_dir / LOCK_NAME
     lock = FileLock(lock_path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
         raise LockHeldError(lock_path) from None
+    except OSError as exc:  # a read-only or foreign directory
+        raise PublishError(f"{config.path}: output.dir: cannot write in {out_dir}: "
+                           f"{exc.strerror or exc}") from None
     try:
         yield
     finally:

@@ -28,6 +28,19 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+DEFAULT_BASE_URL = "http://localhost:8080/"
+RESERVED_SLUGS = frozenset({"combined", "feeds", "index", "archive", "healthz", "metrics"})
+"""Names the output and the server use (combined.atom, feeds.opml, index.html, archive/,
+/healthz, /metrics): an agency named so would replace or hide them."""
+RESERVED_PREFIXES = ("topic-", "country-")
+"""Saved-query and country feeds are published as topic-<slug>.* and country-<iso2>.*."""
+
+
+def is_reserved_slug(slug: str) -> bool:
+    """Whether an agency slug would collide with a name the output uses."""
+    return slug in RESERVED_SLUGS or slug.startswith(RESERVED_PREFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class AgencyConfig:
     """An agency: its slug (the TOML table name), display name and other spellings."""
@@ -46,6 +59,9 @@ class OutputConfig:
     base_url: str
     title: str
     max_entries: int
+    base_url_given: bool = True
+    """False when the config leaves base_url out (the default): `--serve` may then derive
+    it from the address it serves on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,10 @@ class ServeConfig:
     stale_after: float | None = None
     """/healthz fails when the last good run is older; None: three ticks, at least 60 s."""
     access_log: bool = False
+    read_timeout: float = 10.0
+    """Seconds a client has to send a whole request head; a slower one is disconnected."""
+    idle_timeout: float = 5.0
+    """Seconds an idle keep-alive connection stays open."""
 
 
 def _fitted_thresholds() -> tuple[float, float]:
@@ -298,7 +318,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 
 def _parse_output(t: _Table, base: Path) -> OutputConfig:
     out_dir = _resolve(base, t.string("dir", "../output"))
-    base_url = t.string("base_url", "http://localhost:8080/")
+    base_url_given = t.optional_string("base_url") is not None
+    base_url = t.string("base_url", DEFAULT_BASE_URL)
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise t.error("base_url", f"must be an http(s) URL, got {base_url!r}")
@@ -309,7 +330,8 @@ def _parse_output(t: _Table, base: Path) -> OutputConfig:
         raise t.error("title", "must not be empty")
     max_entries = t.integer("max_entries", 200, minimum=1)
     t.finish()
-    return OutputConfig(dir=out_dir, base_url=base_url, title=title, max_entries=max_entries)
+    return OutputConfig(dir=out_dir, base_url=base_url, title=title, max_entries=max_entries,
+                        base_url_given=base_url_given)
 
 
 def _parse_store(t: _Table, base: Path) -> StoreConfig:
@@ -321,6 +343,10 @@ def _parse_store(t: _Table, base: Path) -> StoreConfig:
     if url is not None:
         if "://" not in url:
             raise t.error("url", f"not a database URL: {url!r}")
+        scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise t.error("url", f"unsupported database {scheme!r}: give a PostgreSQL URL "
+                          "(postgresql://...) or a SQLite file as `path`")
         return StoreConfig(url=_with_driver(url))
     return StoreConfig(url=f"sqlite:///{_resolve(base, path or '../state/aggregator.db')}")
 
@@ -351,9 +377,12 @@ def _parse_serve(t: _Table) -> ServeConfig:
     max_age = t.duration("max_age", None, allow_zero=True)
     stale_after = t.duration("stale_after", None)
     access_log = t.boolean("access_log", False)
+    read_timeout = t.duration("read_timeout", 10.0)
+    idle_timeout = t.duration("idle_timeout", 5.0)
     t.finish()
     return ServeConfig(host=host, port=port, max_age=max_age, stale_after=stale_after,
-                       access_log=access_log)
+                       access_log=access_log, read_timeout=read_timeout,
+                       idle_timeout=idle_timeout)
 
 
 def _parse_dedup(t: _Table) -> DedupConfig:
@@ -422,6 +451,10 @@ def _parse_agencies(t: _Table) -> dict[str, AgencyConfig]:
     for slug in t.keys():  # noqa: SIM118 (a _Table, not a dict)
         if not _SLUG_RE.match(slug):
             raise t.error(slug, "agency names must be lowercase letters, digits and dashes")
+        if is_reserved_slug(slug):
+            raise t.error(slug, f"{slug!r} is reserved: the output uses it for its own files "
+                          f"({', '.join(sorted(RESERVED_SLUGS))}, topic-*, country-*); "
+                          "choose another name for this agency")
         at = t.table(slug)
         name = at.string("name", slug)
         if not name.strip():

@@ -8,10 +8,18 @@ HTTP validators stay put.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 from pathlib import Path
 
 from aggregator.errors import PublishError
+from aggregator.logs import facts
+
+log = logging.getLogger(__name__)
+
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.tmp")
+"""`write_atomic`'s temporary files, named after the writing process: `.NAME.PID.tmp`."""
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
@@ -55,3 +63,36 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[str]:
+    """Delete the temporary files of writers that are provably dead (no process has their
+    pid); return their paths relative to `out_dir`. Call it holding the run lock."""
+    removed: list[str] = []
+    for folder, subfolders, names in os.walk(out_dir):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        for name in names:
+            match = _TEMPORARY.fullmatch(name)
+            if match is None or _process_exists(int(match.group(1))):
+                continue
+            path = Path(folder) / name
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            relative = path.relative_to(out_dir).as_posix()
+            log.info("removed a stale temporary file", extra=facts(file=relative))
+            removed.append(relative)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

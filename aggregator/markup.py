@@ -13,6 +13,8 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
+from aggregator.urls import encode_url
+
 ALLOWED_TAGS = frozenset({
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt",
     "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins",
@@ -62,7 +64,16 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
             + m.group(3),
             cleaned,
         )
-    return cleaned
+    return encode_html_urls(cleaned)
+
+
+def encode_html_urls(fragment: str) -> str:
+    """`fragment` with every href and src a valid URI (`urls.encode_url`)."""
+    return _URL_ATTRIBUTES.sub(
+        lambda m: m.group(1) + html.escape(encode_url(html.unescape(m.group(2))), quote=True)
+        + m.group(3),
+        fragment,
+    )
 
 
 def _absolute(base_url: str, escaped_url: str) -> str:

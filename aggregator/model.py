@@ -185,6 +185,9 @@ class RunResult:
     files_written: tuple[str, ...]
     files_unchanged: int
     warnings: tuple[str, ...] = field(default=())
+    publish_error: str | None = None
+    """Why the output could not be written (a full disk, a read-only directory), if so: the
+    sources were read and stored, and the earlier files stay whole."""
 
     @property
     def failed_sources(self) -> tuple[SourceReport, ...]:
@@ -193,7 +196,10 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every source was read, 1 when some failed and the rest was published."""
+        """0 when every source was read, 1 when some failed and the rest was published,
+        5 when the output could not be written."""
+        if self.publish_error is not None:
+            return 5
         return 1 if self.failed_sources else 0
 
     def summary(self) -> str:
@@ -204,6 +210,7 @@ class RunResult:
             f"{ok} sources ok, {failed} failed; "
             f"{self.items_total} items ({self.items_new} new, {self.items_updated} updated); "
             f"{self.stories} stories; "
-            f"{len(self.files_written)} files written, {self.files_unchanged} unchanged; "
-            f"{self.duration:.2f}s"
+            f"{len(self.files_written)} files written, {self.files_unchanged} unchanged"
+            + ("" if self.publish_error is None else " (publishing failed)")
+            + f"; {self.duration:.2f}s"
         )

@@ -15,13 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from aggregator.config import AgencyConfig
+from aggregator.config import AgencyConfig, is_reserved_slug
 from aggregator.dates import publication_date
 from aggregator.markup import html_to_text, sanitize_html, xml_safe
 from aggregator.model import DateSource, Item, RawItem
-
-RESERVED_SLUGS = frozenset({"combined", "feeds", "index", "healthz", "metrics"})
-"""Names of published files and endpoints an agency slug must not take."""
 
 _SOCIAL = (
     r"facebook|twitter|x|instagram|youtube|linkedin|flickr|tiktok|telegram|whatsapp|"
@@ -137,7 +134,7 @@ def derive_slug(name: str) -> str:
     if not slug:
         digest = hashlib.blake2b(_name_key(name).encode(), digest_size=4).hexdigest()
         slug = f"agency-{digest}"
-    if slug in RESERVED_SLUGS:
+    if is_reserved_slug(slug):
         slug = f"agency-{slug}"
     return slug
 
@@ -255,9 +252,10 @@ def title_from_text(text: str) -> str:
 
 
 def title_key(title: str) -> str:
-    """Casefolded words of a title, punctuation and symbols dropped."""
+    """Casefolded words of a title, punctuation and symbols dropped; a title of symbols
+    alone ("…", "★") is its own key, so two such items are not one by an empty key."""
     folded = unicodedata.normalize("NFKC", title).casefold()
-    return " ".join(_NOT_WORD.sub(" ", folded).split())
+    return " ".join(_NOT_WORD.sub(" ", folded).split()) or "".join(folded.split())
 
 
 def is_truncated(text: str) -> bool:

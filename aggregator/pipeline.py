@@ -19,12 +19,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aggregator import clock, workers
-from aggregator.config import Config
-from aggregator.errors import SourceError, StoreError
+from aggregator.config import Config, is_reserved_slug
+from aggregator.errors import PublishError, SourceError, StoreError
+from aggregator.logs import facts
+from aggregator.manifest import MANIFEST_NAME
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
-from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
+from aggregator.store import Removal, SourceState, SqlStore, StoryPlan, open_store
 
 if TYPE_CHECKING:
     from aggregator import dedup
@@ -68,10 +70,19 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         jobs = _due_jobs(store, config, read_digest, started, progress)
         _read(store, config, jobs, read_digest, started, progress)
         store.save_source_states(progress.unchanged_states)
+        withdrawn = _withdraw_removed_sources(store, config)
         read_at = time.perf_counter()
-        _deduplicate(store, config, progress.changed, progress.fresh)
+        # Stories that lost members to a removed source choose their lead entry again.
+        _deduplicate(store, config, [*progress.changed, *withdrawn.members_left],
+                     progress.fresh)
         dedup_at = time.perf_counter()
-        written, unchanged = _publish(store, config)
+        publish_error = None
+        try:
+            written, unchanged = _publish(store, config)
+        except PublishError as exc:
+            # Sources were read and stored; the next run publishes them.
+            log.error("%s", exc)
+            publish_error, written, unchanged = str(exc), (), 0
         progress.warnings.extend(_ping_hubs(config, written))
         items_total, stories_total = store.counts()
         log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
@@ -89,6 +100,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         files_written=written,
         files_unchanged=unchanged,
         warnings=tuple(progress.warnings),
+        publish_error=publish_error,
     )
 
 
@@ -119,6 +131,25 @@ def _due_jobs(
         else:
             progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
     return jobs
+
+
+def _withdraw_removed_sources(store: SqlStore, config: Config) -> Removal:
+    """Remove the items of sources the config no longer lists (a source switched off with
+    `enabled = false` is still listed, and keeps its items)."""
+    configured: set[str] = set()
+    for source in config.sources:
+        try:
+            configured.update(unit.source_id for unit in expand(source, config))
+        except SourceError:
+            return Removal()  # its units cannot be known this run: withdraw nothing
+    removed = sorted(store.item_source_ids() - configured)
+    if not removed:
+        return Removal()
+    removal = store.withdraw_sources(removed)
+    log.warning("unpublished the items of sources no longer in the config", extra=facts(
+        sources=removed, items=len(removal.items),
+        stories_removed=len(removal.stories_removed), stories_kept=len(removal.stories_kept)))
+    return removal
 
 
 def _fail(progress: _Progress, name: str, message: str) -> None:
@@ -272,6 +303,7 @@ def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Prog
     try:
         if prepared is None:
             raise done.error or RuntimeError("no items prepared")
+        prepared = _without_forgotten(store, prepared, unit.name)
         for warning in prepared.warnings:
             log.warning("%s", warning)
         progress.warnings.extend(prepared.warnings)
@@ -294,6 +326,22 @@ def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Prog
     log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(prepared.items),
              len(reconciled.new), len(reconciled.changed), reconciled.gone)
     progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(prepared.items)))
+
+
+def _without_forgotten(store: SqlStore, prepared: Prepared, source: str) -> Prepared:
+    """The items minus those `aggregate forget` took down for good."""
+    forgotten = store.forgotten(prepared.items)
+    if not any(forgotten):
+        return prepared
+    keep = [index for index, dead in enumerate(forgotten) if not dead]
+    log.info("source=%s forgotten=%d (taken down with `aggregate forget`; not published)",
+             source, len(forgotten) - len(keep))
+    return replace(
+        prepared,
+        items=tuple(prepared.items[i] for i in keep),
+        features=tuple(prepared.features[i] for i in keep),
+        serialized=tuple(prepared.serialized[i] for i in keep),
+    )
 
 
 def _with_id(features: Any, item_id: str) -> dedup.Features:
@@ -413,6 +461,25 @@ def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.
     return result
 
 
+def publish_now(config: Config) -> tuple[tuple[str, ...], int]:
+    """Publish what the store holds, reading no source (after `aggregate forget`); the files
+    written and how many were left unchanged. Call it holding the run lock."""
+    store = open_store(config.store.url)
+    try:
+        return _publish(store, config)
+    finally:
+        store.close()
+
+
+def _published_agencies(record: dict[str, Any]) -> set[str]:
+    """The agencies a publish had feeds for (read from its files when it predates the list)."""
+    if "agencies" in record:
+        return set(record["agencies"])
+    names = (name.removesuffix(".atom") for name in record.get("files", ())
+             if name.endswith(".atom") and "/" not in name)
+    return {name for name in names if not is_reserved_slug(name)}
+
+
 def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     """Publish unless the store and the output settings are as they were last time."""
     from aggregator import publish
@@ -423,11 +490,14 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     recorded = store.get_meta("published")
     if recorded:
         last = json.loads(recorded)
-        if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
+        if (last.get("stamp") == stamp and (out_dir / MANIFEST_NAME).is_file()
+                and all((out_dir / n).is_file() for n in last["files"])):
             log.info("publish skipped: nothing changed since the last run")
             return (), len(last["files"])
     labels = store.agencies()
-    site = publish.site_from_config(config, labels)
+    # An agency whose items are all gone (its sources removed) keeps an empty feed.
+    retired = sorted(_published_agencies(json.loads(recorded)) - set(labels)) if recorded else []
+    site = publish.site_from_config(config, {**{slug: slug for slug in retired}, **labels})
     limit = config.output.max_entries
     feeds = [publish.FeedPlan(publish.COMBINED, config.output.title, store.top_stories(limit))]
     for slug in sorted(labels):
@@ -436,8 +506,13 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
             slug, f"{agency.name} — {config.output.title}",
             store.top_stories(limit, agency=slug), agency,
         ))
+    for slug in retired:
+        agency = site.agency(slug)
+        feeds.append(publish.FeedPlan(slug, f"{agency.name} — {config.output.title}", (),
+                                      agency, listed=False))
     result = publish.publish(feeds, site, out_dir)
-    store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
+    store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files),
+                                            "agencies": sorted({*labels, *retired})}))
     return result.written, result.unchanged
 
 

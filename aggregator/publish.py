@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.config import Config
+from aggregator.errors import PublishError
 from aggregator.fileio import write_if_changed
-from aggregator.markup import text_to_html, xml_safe
+from aggregator.manifest import write_manifest
+from aggregator.markup import encode_html_urls, text_to_html, xml_safe
 from aggregator.model import StoredItem, Story
+from aggregator.urls import encode_url
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
 COMBINED = "combined"
@@ -60,7 +63,7 @@ class Site:
 
     def url(self, name: str) -> str:
         """Absolute URL of a published file."""
-        return self.base_url + name
+        return encode_url(self.base_url + name)
 
     def agency(self, slug: str) -> Agency:
         """The agency for a slug (a bare one for slugs the config does not know)."""
@@ -75,6 +78,9 @@ class FeedPlan:
     title: str
     stories: Sequence[Story]
     agency: Agency | None = None
+    listed: bool = True
+    """False for the feed of an agency with nothing left (its sources were removed): still
+    published, empty and valid, for its subscribers, but no longer in the OPML or the page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +94,25 @@ class PublishResult:
 
 
 def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path) -> PublishResult:
-    """Render every file and write those whose bytes changed."""
+    """Render every file, write those whose bytes changed, then list them in the manifest
+    (the files the server may serve)."""
     files = render_all(feeds, site)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [name for name, data in files.items() if write_if_changed(out_dir / name, data)]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PublishError(f"{out_dir}: cannot create the output directory: "
+                           f"{exc.strerror}") from None
+    written = []
+    for name, data in files.items():
+        path = out_dir / name
+        if "/" in name:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise PublishError(f"{path.parent}: cannot create: {exc.strerror}") from None
+        if write_if_changed(path, data):
+            written.append(name)
+    write_manifest(out_dir, files)
     return PublishResult(
         files=tuple(files), written=tuple(written), unchanged=len(files) - len(written)
     )
@@ -153,10 +174,10 @@ def story_link(story: Story, site: Site) -> str:
     """The source's link (the canonical item's, else another member's), else the page."""
     for member in story.members:
         if member.link and member.agency == story.canonical.agency:
-            return member.link
+            return encode_url(member.link)
     for member in story.members:
         if member.link:
-            return member.link
+            return encode_url(member.link)
     return site.url(f"index.html#{story_anchor(story)}")
 
 
@@ -164,8 +185,9 @@ def story_html(story: Story, site: Site) -> str:
     """The entry's content: the canonical text, then every other report of the story."""
     canonical = story.canonical
     body = canonical.html if canonical.html else text_to_html(canonical.text)
-    parts = [xml_safe(body)]
-    source_link = next((m.link for m in story.members if m.link), None)
+    # Stored HTML was sanitized when read, perhaps by an older version: encode its URLs now.
+    parts = [xml_safe(encode_html_urls(body))]
+    source_link = next((encode_url(m.link) for m in story.members if m.link), None)
     if canonical.truncated and source_link:
         parts.append(f'<p><a href="{_attr(source_link)}">Read the full text at the source.</a></p>')
     others = story.members[1:]
@@ -180,7 +202,7 @@ def _member_li(member: StoredItem, site: Site) -> str:
     title = _text(member.title)
     when = _human_date(member.date)
     if member.link:
-        return f'<li>{name}: <a href="{_attr(member.link)}">{title}</a> ({when})</li>'
+        return f'<li>{name}: <a href="{_attr(encode_url(member.link))}">{title}</a> ({when})</li>'
     return f"<li>{name}: {title} ({when})</li>"
 
 
@@ -288,7 +310,7 @@ def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
     for slug in story.agencies:
         agency = site.agency(slug)
         if agency.homepage:
-            entry.author(name=xml_safe(agency.name), uri=agency.homepage)
+            entry.author(name=xml_safe(agency.name), uri=encode_url(agency.homepage))
         else:
             entry.author(name=xml_safe(agency.name))
         entry.category(term=slug, label=xml_safe(agency.name))
@@ -343,7 +365,7 @@ def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
                     "agency": member.agency,
                     "title": xml_safe(member.title),
                     "guid": member.guid or f"urn:newswire:item:{member.item_id}",
-                    "url": member.link,
+                    "url": encode_url(member.link) if member.link else None,
                     "date": member.date.isoformat(),
                     "date_source": member.date_origin,
                 }
@@ -356,7 +378,7 @@ def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
 def _json_author(agency: Agency) -> dict[str, str]:
     author = {"name": agency.name}
     if agency.homepage:
-        author["url"] = agency.homepage
+        author["url"] = encode_url(agency.homepage)
     return author
 
 
@@ -369,7 +391,7 @@ def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
     head = ET.SubElement(opml, "head")
     ET.SubElement(head, "title").text = xml_safe(site.title)
     body = ET.SubElement(opml, "body")
-    for feed in feeds:
+    for feed in (f for f in feeds if f.listed):
         ET.SubElement(
             body,
             "outline",
@@ -377,7 +399,7 @@ def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
             text=xml_safe(feed.title),
             title=xml_safe(feed.title),
             xmlUrl=site.url(f"{feed.name}.atom"),
-            htmlUrl=(feed.agency.homepage if feed.agency and feed.agency.homepage
+            htmlUrl=(encode_url(feed.agency.homepage) if feed.agency and feed.agency.homepage
                      else site.url("index.html")),
         )
     ET.indent(opml)
@@ -413,7 +435,7 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
 
     subscriptions = []
     # The combined feed first, then the agencies by the name a reader looks for.
-    ordered = sorted(feeds, key=lambda f: (f.agency is not None,
+    ordered = sorted((f for f in feeds if f.listed), key=lambda f: (f.agency is not None,
                                            f.agency.name.casefold() if f.agency else ""))
     for feed in ordered:
         formats = ("atom", "rss", "json") if feed.agency is None else ("atom", "rss")
@@ -448,7 +470,7 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
                 {
                     "agency": site.agency(m.agency).name,
                     "title": m.title,
-                    "url": m.link,
+                    "url": encode_url(m.link) if m.link else None,
                     "date": _human_date(m.date),
                 }
                 for m in story.members[1:]
@@ -485,6 +507,6 @@ def _agency_badge(agency: Agency) -> dict[str, object]:
 def _paragraphs_html(story: Story, site: Site) -> list[str]:
     canonical = story.canonical
     if canonical.html:
-        return [xml_safe(canonical.html)]
+        return [xml_safe(encode_html_urls(canonical.html))]
     paragraphs = [p for p in canonical.text.split("\n\n") if p.strip()]
     return [text_to_html(p) for p in paragraphs]

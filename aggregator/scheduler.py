@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import queue
-import re
 import signal
 import threading
 import time
@@ -31,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator.config import Config, FeedSource, load_config
 from aggregator.errors import AggregatorError, ConfigError
+from aggregator.fileio import remove_stale_temporaries
 from aggregator.logs import facts
 from aggregator.status import DaemonStatus, RunRecord, published_sizes
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from aggregator.serve import HttpServer
+    from aggregator.serve import Address, HttpServer
     from aggregator.websub import Hub
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ HARD_STOP = 9.5
 """Seconds after a stop signal at which faulthandler's C thread, which needs no GIL, dumps
 every thread's stack and ends the process (status 1) if Python could not."""
 JOB_ID = "run"
-_STALE_TEMPORARY = re.compile(r"\..+\.\d+\.tmp")
-"""fileio's temporary files: a run abandoned mid-write may leave one behind."""
 
 _STOP = "stop"
 _RELOAD = "reload"
@@ -98,8 +96,10 @@ class Daemon:
 
     def __init__(self, config: Config, status: DaemonStatus,
                  on_reload: Callable[[Config, SchedulePlan], None] | None = None,
+                 adjust: Callable[[Config], Config] | None = None,
                  hub: Hub | None = None) -> None:
         self.status = status
+        self._adjust = adjust
         self._hub = hub
         self._config = config
         self._plan = SchedulePlan.of(config)
@@ -123,6 +123,7 @@ class Daemon:
 
     def start(self) -> None:
         """Start the scheduler; the first run begins at once."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -135,12 +136,26 @@ class Daemon:
         )
         scheduler.add_job(self.run_job, _trigger(plan), id=JOB_ID, name="aggregate run",
                           next_run_time=datetime.now(UTC))
+        scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         scheduler.start()
         self._scheduler = scheduler
         log.info("daemon started", extra=facts(
             config=str(self._config.path), interval=plan.tick, jitter=plan.jitter,
             misfire_grace=plan.misfire_grace, pid=os.getpid(),
         ))
+
+    def _skipped(self, event: Any) -> None:
+        """Our words for APScheduler's skipped and missed runs (its own are kept for -vv)."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            log.warning("tick skipped: the previous run is still going (runs never overlap; "
+                        "a tick shorter than a run skips ticks)",
+                        extra=facts(interval=self._plan.tick))
+        else:
+            log.warning("tick skipped: it was due too long ago (a suspend or an overrun, "
+                        "past [schedule] misfire_grace)",
+                        extra=facts(misfire_grace=self._plan.misfire_grace))
 
     def run_job(self) -> None:
         """One scheduled run; never raises, so one bad run never stops the next."""
@@ -181,13 +196,16 @@ class Daemon:
         record = RunRecord(started, finished, result)
         failed = [s.name for s in result.failed_sources]
         # Each failed source was logged by the pipeline already; this is the run's one line.
-        log.log(logging.WARNING if failed else logging.INFO, "run", extra=facts(
+        level = (logging.ERROR if result.publish_error else
+                 logging.WARNING if failed else logging.INFO)
+        log.log(level, "run", extra=facts(
             outcome=record.outcome, duration=record.duration,
             sources_ok=len(result.sources) - len(failed), sources_failed=len(failed),
             items=result.items_total, new=result.items_new, updated=result.items_updated,
             stories=result.stories, written=len(result.files_written),
             unchanged=result.files_unchanged,
             **({"failed": failed} if failed else {}),
+            **({"error": result.publish_error} if result.publish_error else {}),
         ))
         self.status.run_finished(record, published_sizes(config.output.dir))
         if self._hub is not None and result.files_written:
@@ -198,6 +216,8 @@ class Daemon:
         old = self._config
         try:
             new = load_config(old.path)
+            if self._adjust is not None:
+                new = self._adjust(new)
             if new.output.dir != old.output.dir:
                 raise ConfigError(new.path, "output.dir",
                                   "cannot change while the daemon runs (it holds the lock "
@@ -266,11 +286,18 @@ def _trigger(plan: SchedulePlan) -> Any:
 def run_daemon(config: Config, *, serve: str | None = None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0); with `serve`, also serve over HTTP."""
     _quiet_apscheduler()
-    _remove_stale_temporaries(config)
+    remove_stale_temporaries(config.output.dir)
     status = DaemonStatus(stale_after=SchedulePlan.of(config).stale_after(config))
     server = _http_server(config, serve, status) if serve is not None else None
     hub = server.hub if server is not None else None
-    daemon = Daemon(config, status, server.reconfigure if server is not None else None, hub)
+    adjust = server.published_config if server is not None else None
+    if adjust is not None:
+        config = adjust(config)
+    if server is not None:
+        # The hub accepts topics under the base URL actually published (maybe derived).
+        server.reconfigure(config, SchedulePlan.of(config))
+    daemon = Daemon(config, status, server.reconfigure if server is not None else None,
+                    adjust, hub)
     control = _Control(daemon, server.stop if server is not None else None)
     previous = control.install_signal_handlers()
     try:
@@ -349,11 +376,25 @@ class _ServedDaemon:
     """The HTTP side of a daemon: the server and what a reload changes of it."""
 
     def __init__(self, config: Config, server: HttpServer, apply: Callable[[Config], None],
-                 hub: Hub) -> None:
+                 address: Address, hub: Hub) -> None:
         self._config = config
         self._server = server
         self._apply = apply
+        self._address = address
         self.hub = hub
+
+    def published_config(self, config: Config) -> Config:
+        """`config` with the base URL it publishes under, checked against the address served:
+        derived from it when the config leaves base_url out, or a warning when they differ."""
+        from aggregator.serve import check_base_url
+
+        check = check_base_url(config.output, self._address)
+        if check.warning:
+            log.warning("%s", check.warning)
+        if check.derived:
+            log.info("publishing under the served address",
+                     extra=facts(base_url=check.base_url))
+        return replace(config, output=replace(config.output, base_url=check.base_url))
 
     def run(self) -> None:
         self._server.run()
@@ -386,8 +427,10 @@ def _http_server(config: Config, option: str, status: DaemonStatus) -> _ServedDa
         endpoints.settings = serve.ServeSettings(max_age=new_plan.max_age(new))
         status.set_stale_after(new_plan.stale_after(new))
 
-    server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log)
-    return _ServedDaemon(config, server, apply, hub)
+    server = serve.HttpServer(endpoints, sock, access_log=config.serve.access_log,
+                              read_timeout=config.serve.read_timeout,
+                              idle_timeout=config.serve.idle_timeout)
+    return _ServedDaemon(config, server, apply, serve.bound_address(sock), hub)
 
 
 def _signal_name(signum: int) -> str:
@@ -410,22 +453,8 @@ def _abandon() -> None:
     os._exit(0)
 
 
-def _remove_stale_temporaries(config: Config) -> None:
-    """Delete temporary files an abandoned run left (no other writer holds the lock)."""
-    try:
-        names = os.listdir(config.output.dir)
-    except OSError:
-        return
-    for name in names:
-        if _STALE_TEMPORARY.fullmatch(name):
-            try:
-                os.unlink(config.output.dir / name)
-            except OSError:
-                continue
-            log.info("removed a stale temporary file", extra=facts(file=name))
-
-
 def _quiet_apscheduler() -> None:
-    """APScheduler says two INFO lines per run; keep them for -vv (debug) only."""
+    """APScheduler says two INFO lines per run, and its own words for skipped runs (ours are
+    logged instead: `Daemon._skipped`); keep them for -vv (debug) only."""
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)

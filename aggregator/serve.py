@@ -1,7 +1,8 @@
 """HTTP serving of the output directory, `/healthz` and `/metrics` (starlette on uvicorn).
 
-Only published files are served: plain names with a known feed or page suffix, never a
-hidden file (the lock, a temporary file) and never a directory listing. Each file is kept in
+Only published files are served: those the last publish listed in its manifest
+(`aggregator.manifest`), never a hidden file (the lock, a temporary file), a stray file or a
+directory listing. Each file is kept in
 memory with its gzip twin and validators, and re-read only when its size, mtime or inode
 changes; publishing renames whole files into place, so a reader sees the old file or the
 new one. Conditional requests get 304s, the cheap path a feed reader polls.
@@ -12,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import ipaddress
 import logging
 import os
-import re
 import socket
 import stat
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -30,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from aggregator.config import ServeConfig
+from aggregator.config import OutputConfig, ServeConfig
 from aggregator.errors import ConfigError
 from aggregator.logs import facts
+from aggregator.manifest import Manifest
 from aggregator.status import DaemonStatus
 from aggregator.websub import HUB_PATH, MAX_REQUEST_BYTES, Hub
 
@@ -45,11 +47,14 @@ CONTENT_TYPES = {
     ".opml": "text/x-opml; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
-"""What may be served, by suffix; anything else in the output directory stays private."""
+"""Media types by suffix (others go out as application/octet-stream)."""
 
-_PUBLISHED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _GZIP_MIN_SIZE = 512
 """Smaller bodies go out as they are: gzip's header would eat the saving."""
+_LISTEN_BACKLOG = 2048
+"""Connections the kernel queues before the server takes them."""
+_ACCEPT_BATCH = 64
+"""Connections the server accepts at a time (see `_Server.startup`)."""
 _GRACEFUL_SHUTDOWN = 2
 """Seconds open connections get to finish on shutdown, within the daemon's stop budget."""
 
@@ -112,12 +117,68 @@ def listen(address: Address, *, where: str) -> socket.socket:
         # A restarted daemon must not wait out the old one's TIME_WAIT connections.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
-        sock.listen(2048)
+        sock.listen(_LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigError(where, None, f"cannot listen on {address}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
+
+
+@dataclass(frozen=True, slots=True)
+class BaseUrlCheck:
+    """What `--serve` makes of `[output] base_url`: a derived one, or a warning, or neither."""
+
+    base_url: str
+    """The base URL to publish with."""
+    derived: bool = False
+    warning: str | None = None
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})
+
+
+def check_base_url(output: OutputConfig, served: Address) -> BaseUrlCheck:
+    """Compare the published base URL with the address the daemon serves on (pure).
+
+    Left at its default, base_url follows the served address (`http://HOST:PORT/`), unless
+    the daemon listens on every interface, where no single name is known: then a warning
+    says to set it. Given in the config, it is kept; a warning says so when it names this
+    machine (a loopback host) on another port or address, since links would then miss the
+    server. A base_url naming another host is taken to be a reverse proxy, and left alone.
+    """
+    parts = urlsplit(output.base_url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    served_host = served.host.lower()
+    same = (port == served.port and (host == served_host
+                                     or (_loopback(host) and _loopback(served_host))))
+    if not output.base_url_given:
+        if served_host in _WILDCARDS:
+            if port == served.port:
+                return BaseUrlCheck(output.base_url)
+            return BaseUrlCheck(output.base_url, warning=(
+                f"[output] base_url is left at {output.base_url} but the daemon serves on "
+                f"{served}: published links will not reach it; set base_url to the address "
+                "readers use"))
+        if same:
+            return BaseUrlCheck(output.base_url)
+        return BaseUrlCheck(f"http://{served}/", derived=True)
+    if same or not _loopback(host):
+        return BaseUrlCheck(output.base_url)
+    return BaseUrlCheck(output.base_url, warning=(
+        f"[output] base_url {output.base_url} names another address than the daemon serves "
+        f"on ({served}): published links will not reach this server; fix base_url, or "
+        "leave it out to follow --serve"))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bound_address(sock: socket.socket) -> Address:
@@ -145,18 +206,21 @@ class CachedFile:
 
 
 class PublishedFiles:
-    """The output directory's published files, cached in memory by size, mtime and inode."""
+    """The files the last publish listed (its manifest), cached in memory by size, mtime and
+    inode. Anything else in the output directory is never served."""
 
     def __init__(self, out_dir: Path) -> None:
         self._dir = out_dir
+        self._manifest = Manifest(out_dir)
         self._files: dict[str, CachedFile] = {}
 
     def get(self, name: str) -> CachedFile | None:
-        """The file called `name` if it is published, else None."""
-        suffix = os.path.splitext(name)[1]
-        content_type = CONTENT_TYPES.get(suffix)
-        if content_type is None or not _PUBLISHED_NAME.fullmatch(name):
+        """The file called `name` (a relative path) if it is published, else None."""
+        if name not in self._manifest.names():
+            self._files.pop(name, None)
             return None
+        suffix = os.path.splitext(name)[1]
+        content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
         path = os.path.join(self._dir, name)
         try:
             info = os.lstat(path)  # lstat: a symlink is never followed out of the directory
@@ -340,8 +404,8 @@ def create_app(site: Endpoints) -> Starlette:
         *([Route(f"/{HUB_PATH}", site.websub, methods=["POST"])] if site.hub else []),
         Route("/metrics", site.metrics, methods=methods),
         Route("/", site.published, methods=methods),
-        # `{name}` never matches a slash: nothing below the output directory is reachable.
-        Route("/{name}", site.published, methods=methods),
+        # Any path, subdirectories included; only the manifest's names are found.
+        Route("/{name:path}", site.published, methods=methods),
     ])
     # `/x/` is not found, rather than redirected to `/x`: no path invites a second request.
     app.router.redirect_slashes = False
@@ -356,32 +420,64 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # asyncio accepts up to `backlog` connections in one go before any of them is
+        # looked at: a small batch keeps a burst of clients from taking every descriptor
+        # before the connection cap can act, while the kernel still queues a long line.
+        for sock in sockets or ():
+            sock.listen(_LISTEN_BACKLOG)
+
 
 class HttpServer:
     """uvicorn serving one app on an already-bound socket; `run` blocks the calling thread."""
 
-    def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool) -> None:
+    def __init__(self, site: Endpoints, sock: socket.socket, *, access_log: bool,
+                 read_timeout: float = 10.0, idle_timeout: float = 5.0) -> None:
+        from aggregator import http_limits
+
         self._sock = sock
+        self.limits = http_limits.ConnectionLimits(
+            read_timeout=read_timeout, max_connections=http_limits.connection_cap())
+        _throttle_accept_errors()
         config = uvicorn.Config(
             create_app(site),
             # The standard asyncio loop, not uvloop: with 200 busy keep-alive clients uvloop
             # served ~7% more requests but starved some connections for up to a second (p99
             # 290 ms against 26 ms; benchmarks/serve_load.py).
             loop="asyncio",
-            http="httptools",  # its C parser: about twice the requests per second of h11
+            # httptools' C parser (about twice the requests per second of h11), with limits
+            # on request heads, slow clients and connections (aggregator.http_limits).
+            http=http_limits.protocol_for(self.limits),
+            timeout_keep_alive=max(1, round(idle_timeout)),
             lifespan="off",
             log_config=None,  # keep the aggregator's own log format
             access_log=access_log,
             server_header=False,
             timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN,
+            backlog=_ACCEPT_BATCH,
         )
         self._server = _Server(config)
 
     def run(self) -> None:
         """Serve until `stop` is called."""
-        log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/"))
+        log.info("serving", extra=facts(url=f"http://{bound_address(self._sock)}/",
+                                        max_connections=self.limits.max_connections))
         self._server.run(sockets=[self._sock])
 
     def stop(self) -> None:
         """Ask the server to finish; safe from any thread."""
         self._server.should_exit = True
+
+
+_ACCEPT_THROTTLE: logging.Filter | None = None
+
+
+def _throttle_accept_errors() -> None:
+    """asyncio reports each failed accept with a traceback: keep one line per interval."""
+    global _ACCEPT_THROTTLE
+    if _ACCEPT_THROTTLE is None:
+        from aggregator.http_limits import AcceptErrorThrottle
+
+        _ACCEPT_THROTTLE = AcceptErrorThrottle()
+        logging.getLogger("asyncio").addFilter(_ACCEPT_THROTTLE)

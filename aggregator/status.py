@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from aggregator.manifest import read_manifest
 from aggregator.model import RunResult
 
 Outcome = Literal["ok", "source_failed", "error"]
@@ -46,7 +47,7 @@ class RunRecord:
     @property
     def outcome(self) -> Outcome:
         """How the run ended."""
-        if self.result is None:
+        if self.result is None or self.result.publish_error is not None:
             return "error"
         return "source_failed" if self.result.failed_sources else "ok"
 
@@ -142,6 +143,8 @@ class DaemonStatus:
                       else "no run has finished yet")
         elif last.result is None:
             reason = f"last run failed: {last.error}"
+        elif last.result.publish_error is not None:
+            reason = f"last run could not publish: {last.result.publish_error}"
         elif last.result.failed_sources:
             failed = last.result.failed_sources
             reason = "source failed: " + "; ".join(s.error or s.name for s in failed)
@@ -176,69 +179,129 @@ class DaemonStatus:
 
     def prometheus(self) -> str:
         """Every metric in the Prometheus text exposition format (version 0.0.4)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(self._snapshot()))
+        return generate_latest(registry).decode()
+
+    def _snapshot(self) -> _Snapshot:
         with self._lock:
             last, success = self._last, self._last_success
-            published = dict(self._published)
-            running = self._running_since is not None
             c = self._counters
-            runs = dict(c.runs)
-            buckets, duration_sum = list(c.duration_buckets), c.duration_sum
-            source_errors, source_up = dict(c.source_errors), dict(c.source_up)
-            reloads = dict(c.reloads)
-            items_new, items_updated, files_written = c.items_new, c.items_updated, c.files_written
+            return _Snapshot(
+                last=last, success=success, published=dict(self._published),
+                running=self._running_since is not None, runs=dict(c.runs),
+                buckets=list(c.duration_buckets), duration_sum=c.duration_sum,
+                source_errors=dict(c.source_errors), source_up=dict(c.source_up),
+                reloads=dict(c.reloads), items_new=c.items_new, items_updated=c.items_updated,
+                files_written=c.files_written,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The numbers of one scrape, copied under the lock."""
+
+    last: RunRecord | None
+    success: RunRecord | None
+    published: dict[str, int]
+    running: bool
+    runs: dict[str, int]
+    buckets: list[int]
+    duration_sum: float
+    source_errors: dict[str, int]
+    source_up: dict[str, int]
+    reloads: dict[str, int]
+    items_new: int
+    items_updated: int
+    files_written: int
+
+
+class _Collector:
+    """Hands prometheus-client the metric families of one snapshot."""
+
+    def __init__(self, snapshot: _Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        s = self._snapshot
+        last, success = s.last, s.success
         result = last.result if last is not None and last.result is not None else (
             success.result if success is not None else None
         )
-        out = _Exposition()
-        out.family("newswire_runs_total", "counter", "Runs finished, by outcome.",
-                   (({"outcome": k}, v) for k, v in runs.items()))
-        out.histogram("newswire_run_duration_seconds", "Wall time of each run.",
-                      buckets, sum(runs.values()), duration_sum)
-        out.gauge("newswire_run_in_progress", "1 while a run is in progress.", int(running))
-        out.gauge("newswire_last_run_timestamp_seconds",
-                  "When the last run finished (Unix time).", last.finished_at if last else 0)
-        out.gauge("newswire_last_success_timestamp_seconds",
-                  "When the last run that read every source finished (Unix time).",
-                  success.finished_at if success else 0)
-        out.gauge("newswire_items", "Items in the store after the last run.",
-                  result.items_total if result else 0)
-        out.gauge("newswire_stories", "Stories in the store after the last run.",
-                  result.stories if result else 0)
-        out.counter("newswire_items_new_total", "Items seen for the first time.", items_new)
-        out.counter("newswire_items_updated_total", "Stored items whose content changed.",
-                    items_updated)
-        out.family("newswire_source_errors_total", "counter",
-                   "Runs in which a source (seed file or feed URL) could not be read.",
-                   (({"source": k}, v) for k, v in sorted(source_errors.items())))
-        out.family("newswire_source_up", "gauge",
-                   "1 if the source was read in its last run, 0 if it failed.",
-                   (({"source": k}, v) for k, v in sorted(source_up.items())))
-        out.family("newswire_published_bytes", "gauge", "Size of each published file.",
-                   (({"file": k}, v) for k, v in sorted(published.items())))
-        out.counter("newswire_files_written_total",
-                    "Published files rewritten because their content changed.", files_written)
-        out.family("newswire_config_reloads_total", "counter",
-                   "Config reloads (SIGHUP), by whether the new config was taken.",
-                   (({"result": k}, v) for k, v in reloads.items()))
-        return out.text()
+
+        def labelled(family: Any, values: Mapping[str, int]) -> Any:
+            for key, value in sorted(values.items()):
+                family.add_metric([key], value)
+            return family
+
+        yield labelled(CounterMetricFamily("newswire_runs", "Runs finished, by outcome.",
+                                           labels=["outcome"]), s.runs)
+        # The buckets count cumulatively already (a run counts in every bound it is under);
+        # +Inf is every run.
+        bounds = [(_bound(b), float(n)) for b, n in zip(DURATION_BUCKETS, s.buckets,
+                                                         strict=True)]
+        yield HistogramMetricFamily(
+            "newswire_run_duration_seconds", "Wall time of each run.",
+            buckets=[*bounds, ("+Inf", float(sum(s.runs.values())))], sum_value=s.duration_sum,
+        )
+        yield GaugeMetricFamily("newswire_run_in_progress", "1 while a run is in progress.",
+                                value=int(s.running))
+        yield GaugeMetricFamily("newswire_last_run_timestamp_seconds",
+                                "When the last run finished (Unix time).",
+                                value=last.finished_at if last else 0)
+        yield GaugeMetricFamily(
+            "newswire_last_success_timestamp_seconds",
+            "When the last run that read every source finished (Unix time).",
+            value=success.finished_at if success else 0)
+        yield GaugeMetricFamily("newswire_items", "Items in the store after the last run.",
+                                value=result.items_total if result else 0)
+        yield GaugeMetricFamily("newswire_stories", "Stories in the store after the last run.",
+                                value=result.stories if result else 0)
+        yield CounterMetricFamily("newswire_items_new", "Items seen for the first time.",
+                                  value=s.items_new)
+        yield CounterMetricFamily("newswire_items_updated", "Stored items whose content changed.",
+                                  value=s.items_updated)
+        yield labelled(CounterMetricFamily(
+            "newswire_source_errors",
+            "Runs in which a source (seed file or feed URL) could not be read.",
+            labels=["source"]), s.source_errors)
+        yield labelled(GaugeMetricFamily(
+            "newswire_source_up", "1 if the source was read in its last run, 0 if it failed.",
+            labels=["source"]), s.source_up)
+        yield labelled(GaugeMetricFamily("newswire_published_bytes",
+                                         "Size of each published file.", labels=["file"]),
+                       s.published)
+        yield CounterMetricFamily("newswire_files_written",
+                                  "Published files rewritten because their content changed.",
+                                  value=s.files_written)
+        yield labelled(CounterMetricFamily(
+            "newswire_config_reloads",
+            "Config reloads (SIGHUP), by whether the new config was taken.",
+            labels=["result"]), s.reloads)
+
+
+def _bound(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else repr(float(seconds))
 
 
 def published_sizes(out_dir: Path) -> dict[str, int]:
-    """Sizes of the published files: the output directory's regular, non-hidden files."""
+    """Sizes of the published files: those the last publish listed in its manifest."""
     sizes: dict[str, int] = {}
-    try:
-        entries = list(os.scandir(out_dir))
-    except OSError:
-        return sizes
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+    for name in read_manifest(out_dir):
         try:
-            info = entry.stat(follow_symlinks=False)
+            info = os.lstat(out_dir / name)
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode):
-            sizes[entry.name] = info.st_size
+            sizes[name] = info.st_size
     return sizes
 
 
@@ -261,57 +324,3 @@ def _run_json(record: RunRecord | None) -> dict[str, Any] | None:
         "outcome": record.outcome,
         "error": record.error,
     }
-
-
-Sample = tuple[Mapping[str, str], float]
-"""One sample of a metric family: its labels and its value."""
-
-
-class _Exposition:
-    """Builds the Prometheus text format: HELP and TYPE lines, then samples."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str, samples: Iterable[Sample]) -> None:
-        self._lines.append(f"# HELP {name} {help_text}")
-        self._lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self._lines.append(f"{name}{_labels(labels)} {_number(value)}")
-
-    def gauge(self, name: str, help_text: str, value: float) -> None:
-        self.family(name, "gauge", help_text, [({}, value)])
-
-    def counter(self, name: str, help_text: str, value: float) -> None:
-        self.family(name, "counter", help_text, [({}, value)])
-
-    def histogram(self, name: str, help_text: str, buckets: list[int], count: int,
-                  total: float) -> None:
-        self._lines.append(f"# HELP {name} {help_text}")
-        self._lines.append(f"# TYPE {name} histogram")
-        for bound, value in zip(DURATION_BUCKETS, buckets, strict=True):
-            self._lines.append(f'{name}_bucket{{le="{_number(bound)}"}} {value}')
-        self._lines.append(f'{name}_bucket{{le="+Inf"}} {count}')
-        self._lines.append(f"{name}_sum {_number(total)}")
-        self._lines.append(f"{name}_count {count}")
-
-    def text(self) -> str:
-        return "\n".join(self._lines) + "\n"
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-    return "{" + inner + "}"
-
-
-def _escape(value: str) -> str:
-    # The exposition format escapes exactly these three in label values.
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))

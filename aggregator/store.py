@@ -178,9 +178,27 @@ def _add_websub_subscriptions(conn: Connection) -> None:
     websub_subscriptions.create(conn, checkfirst=True)
 
 
+
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("item_id", sa.String(40), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("forgotten_at", UTCDateTime, nullable=False),
+)
+"""Items taken down for good (`aggregate forget`): one row per identity of each (its guid,
+its link, its agency, title and text), so a source sending it again is not heard."""
+
+
+def _add_tombstones(conn: Connection) -> None:
+    tombstones.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_initial_schema,
     _add_websub_subscriptions,
+    _add_tombstones,
 )
 """Schema steps in order; the store's version is how many have been applied. Append only."""
 
@@ -256,6 +274,19 @@ class StoryPlan:
     """item id -> serialized dedup features, so stored items are not analysed again."""
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """Items taken out of the store, and what became of their stories."""
+
+    items: tuple[StoredItem, ...] = ()
+    stories_removed: tuple[str, ...] = ()
+    """Stories left without a member: gone from every feed."""
+    stories_kept: tuple[str, ...] = ()
+    """Stories that lost members but keep their id with the others."""
+    members_left: tuple[str, ...] = ()
+    """The items still in `stories_kept` (their stories may want a new canonical entry)."""
+
+
 class Store(Protocol):
     """The narrow interface the pipeline, dedup and publish steps use."""
 
@@ -291,6 +322,13 @@ class Store(Protocol):
     def subscription(self, callback: str, topic: str, now: datetime) -> Subscription | None: ...
     def subscribers(self, topics: Iterable[str], now: datetime) -> list[Subscription]: ...
     def expire_subscriptions(self, now: datetime) -> int: ...
+    # unpublishing (issue 12)
+    def item_source_ids(self) -> set[str]: ...
+    def withdraw_sources(self, source_ids: Iterable[str]) -> Removal: ...
+    def forget_items(self, item_ids: Iterable[str], now: datetime) -> Removal: ...
+    def forgotten(self, found: Sequence[Item]) -> list[bool]: ...
+    def find_items(self, reference: str) -> list[StoredItem]: ...
+    def find_story_ids(self, reference: str) -> list[str]: ...
 
 
 def open_store(url: str) -> SqlStore:
@@ -308,7 +346,8 @@ class SqlStore:
             self._migrate()
         except sa.exc.SQLAlchemyError as exc:
             self._engine.dispose()
-            raise StoreError(f"{_safe_url(url)}: cannot open the store: {_reason(exc)}") from None
+            raise StoreError(f"{_safe_url(url)}: cannot open the store: {_reason(exc)}"
+                             f"{_damage_hint(url, exc)}") from None
 
     @staticmethod
     def _connect(url: str) -> Engine:
@@ -903,9 +942,140 @@ class SqlStore:
                 websub_subscriptions.c.expires <= now))
             return int(deleted.rowcount or 0)
 
+    # -- unpublishing (issue 12) ----------------------------------------------------------
+
+    def item_source_ids(self) -> set[str]:
+        """Every source id that has items stored."""
+        with self._tx() as conn:
+            return set(conn.execute(sa.select(items.c.source_id).distinct()).scalars())
+
+    def withdraw_sources(self, source_ids: Iterable[str]) -> Removal:
+        """Remove the items (and the fetch state) of sources no longer in the config; their
+        stories keep their ids while another member remains. Not a tombstone: a source
+        configured again brings its items back."""
+        wanted = sorted(set(source_ids))
+        with self._tx() as conn:
+            ids: list[str] = []
+            for chunk in _chunks(wanted):
+                ids.extend(conn.execute(
+                    sa.select(items.c.item_id).where(items.c.source_id.in_(chunk))).scalars())
+                conn.execute(sources.delete().where(sources.c.source_id.in_(chunk)))
+            return self._remove(conn, ids)
+
+    def forget_items(self, item_ids: Iterable[str], now: datetime) -> Removal:
+        """Take items down for good: removed, and tombstoned by every identity they have, so
+        no source brings them back (`forgotten`)."""
+        ids = sorted(set(item_ids))
+        with self._tx() as conn:
+            rows: list[Any] = []
+            for chunk in _chunks(ids):
+                rows.extend(conn.execute(sa.select(*_ITEM_COLUMNS)
+                                         .where(items.c.item_id.in_(chunk))))
+            wanted = {key: row for row in rows for key in _identity_keys(
+                row.agency, row.guid, row.link, row.title_key, row.content_hash)}
+            known: set[str] = set()
+            for chunk in _chunks(sorted(wanted)):
+                known.update(conn.execute(
+                    sa.select(tombstones.c.key).where(tombstones.c.key.in_(chunk))).scalars())
+            new_rows = [{"key": key, "item_id": row.item_id, "title": row.title,
+                         "forgotten_at": now} for key, row in wanted.items() if key not in known]
+            if new_rows:
+                conn.execute(tombstones.insert(), new_rows)
+            return self._remove(conn, ids)
+
+    def forgotten(self, found: Sequence[Item]) -> list[bool]:
+        """For each item a source lists, whether it was forgotten (`forget_items`)."""
+        keys = [_identity_keys(i.agency, i.guid, i.link, i.title_key, i.content_hash)
+                for i in found]
+        wanted = sorted({key for item_keys in keys for key in item_keys})
+        if not wanted:
+            return [False] * len(found)
+        dead: set[str] = set()
+        with self._tx() as conn:
+            if conn.execute(sa.select(tombstones.c.key).limit(1)).first() is None:
+                return [False] * len(found)
+            for chunk in _chunks(wanted):
+                dead.update(conn.execute(
+                    sa.select(tombstones.c.key).where(tombstones.c.key.in_(chunk))).scalars())
+        return [any(key in dead for key in item_keys) for item_keys in keys]
+
+    def find_items(self, reference: str) -> list[StoredItem]:
+        """Items by id (or its first characters, at least 4), guid or link."""
+        text = reference.strip().removeprefix("urn:newswire:item:")
+        conditions = [items.c.guid == reference.strip(), items.c.link == reference.strip()]
+        if len(text) >= 4:
+            conditions.append(items.c.item_id.startswith(text.lower(), autoescape=True))
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(*_ITEM_COLUMNS).where(sa.or_(*conditions)).limit(50))
+            return [_stored_item(row) for row in rows]
+
+    def find_story_ids(self, reference: str) -> list[str]:
+        """Stories by their published id: `urn:uuid:ID`, or ID's first characters (at least
+        4), or the id an agency's feed gives the story (derived from it and the agency)."""
+        text = reference.strip().lower().removeprefix("urn:uuid:")
+        if len(text) < 4:
+            return []
+        with self._tx() as conn:
+            found = list(conn.execute(
+                sa.select(stories.c.story_id)
+                .where(stories.c.story_id.startswith(text, autoescape=True)).limit(50)
+            ).scalars())
+            if found:
+                return found
+            try:
+                wanted = uuid.UUID(text)
+            except ValueError:
+                return []
+            for story_id, agency in conn.execute(
+                sa.select(story_agencies.c.story_id, story_agencies.c.agency)
+            ):
+                if uuid.uuid5(uuid.UUID(story_id), agency) == wanted:
+                    return [story_id]
+        return []
+
+    def _remove(self, conn: Connection, item_ids: Sequence[str]) -> Removal:
+        """Delete items with their notes and index rows; rewrite or drop their stories."""
+        if not item_ids:
+            return Removal()
+        removed: list[StoredItem] = []
+        story_ids: set[str] = set()
+        for chunk in _chunks(sorted(set(item_ids))):
+            for row in conn.execute(sa.select(*_ITEM_COLUMNS).where(items.c.item_id.in_(chunk))):
+                removed.append(_stored_item(row))
+                if row.story_id is not None:
+                    story_ids.add(row.story_id)
+        gone = {item.item_id for item in removed}
+        memberships = self._memberships(conn, story_ids)
+        for chunk in _chunks(sorted(gone)):
+            conn.execute(match_notes.delete().where(sa.or_(
+                match_notes.c.item_id.in_(chunk), match_notes.c.other_item_id.in_(chunk))))
+            conn.execute(dedup_keys.delete().where(dedup_keys.c.item_id.in_(chunk)))
+            conn.execute(items.delete().where(items.c.item_id.in_(chunk)))
+        remaining = {story_id: tuple(i for i in ids if i not in gone)
+                     for story_id, ids in memberships.items()}
+        self._write_stories(conn, remaining)
+        _bump_generation(conn)
+        return Removal(
+            items=tuple(removed),
+            stories_removed=tuple(sorted(s for s, ids in remaining.items() if not ids)),
+            stories_kept=tuple(sorted(s for s, ids in remaining.items() if ids)),
+            members_left=tuple(i for ids in remaining.values() for i in ids),
+        )
+
 
 def _subscription(row: Any) -> Subscription:
     return Subscription(**{f.name: getattr(row, f.name) for f in fields(Subscription)})
+
+
+def _identity_keys(agency: str, guid: str | None, link: str | None, title_key: str,
+                   content_hash: str) -> list[str]:
+    """Every identity of an item, hashed: its guid, its link, its agency, title and text."""
+    parts = [f"content\x1f{agency}\x1f{title_key}\x1f{content_hash}"]
+    if guid:
+        parts.append(f"guid\x1f{agency}\x1f{guid}")
+    if link:
+        parts.append(f"link\x1f{agency}\x1f{link}")
+    return [hashlib.blake2b(part.encode(), digest_size=20).hexdigest() for part in parts]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -959,6 +1129,19 @@ def _safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+
+
+def _damage_hint(url: str, exc: sa.exc.SQLAlchemyError) -> str:
+    """What to do about a damaged SQLite file (nothing to add for other failures)."""
+    if not url.startswith("sqlite:///"):
+        return ""
+    reason = _reason(exc).lower()
+    if "not a database" not in reason and "malformed" not in reason:
+        return ""
+    path = url[len("sqlite:///") :]
+    return (f"; the file is damaged: move it aside (mv {path} {path}.damaged) and run again."
+            " A new store is made; stories keep their ids (they follow from the items), but"
+            " items first seen before get new first-seen dates when undated")
 
 
 def _reason(exc: sa.exc.SQLAlchemyError) -> str:

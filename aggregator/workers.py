@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import select
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +40,8 @@ def start_pool(workers: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecut
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(list(preload))
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with,
+                                   initargs=(os.getpid(),))
         # A fork pool starts all its workers on the first task: let that happen here, while
         # this is still the only thread.
         pool.submit(int).result()
@@ -52,15 +54,37 @@ def start_pool(workers: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecut
     return pool
 
 
-def _exit_with_parent() -> None:
-    """Worker initializer: leave as soon as the process that started this worker is gone.
-    A killed run would otherwise leave its idle workers waiting for ever: each holds the
-    writing end of its own task pipe, so it never sees the pipe close."""
-    parent = os.getppid()
+def exit_with(run_pid: int) -> None:
+    """Worker initializer: leave as soon as the process whose run this worker serves is gone.
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+    Watched by pid, not as the parent: a fork server's workers are its children, and it
+    stays up as long as they hold its "alive" pipe, so watching the parent would keep both
+    (and the resource tracker) running for ever after the run was killed. A pidfd wakes the
+    watcher the moment the run ends; without one, it polls.
+    """
+    try:
+        watched = os.pidfd_open(run_pid)
+    except (AttributeError, OSError):
+        watched = None
+    if watched is None and not _alive(run_pid):
         os._exit(0)
 
-    threading.Thread(target=watch, name="newswire-parent-watch", daemon=True).start()
+    def watch() -> None:
+        if watched is not None:
+            select.select([watched], [], [])
+        else:
+            while _alive(run_pid):
+                time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="newswire-run-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

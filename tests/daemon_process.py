@@ -22,17 +22,21 @@ STARTUP_TIMEOUT = 30.0
 
 
 class DaemonProcess:
-    """A running `aggregate` daemon whose stderr lines are collected as they come."""
+    """A running `aggregate` daemon whose stderr lines are collected as they come.
+
+    `wrapper` goes before the command and must `exec` it (so the pid is the daemon's), e.g.
+    `ulimit_wrapper(1024)`.
+    """
 
     def __init__(self, workspace: Workspace, *args: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, wrapper: Sequence[str] = ()) -> None:
         full_env = {**os.environ, "AGGREGATOR_NOW": FIXED_NOW, **(env or {})}
         full_env.pop("AGGREGATOR_CONFIG", None)
         self.workspace = workspace
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [*aggregate_command(), *args, "--config", str(workspace.config)],
+            [*wrapper, *aggregate_command(), *args, "--config", str(workspace.config)],
             cwd=workspace.root, env=full_env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
@@ -111,6 +115,11 @@ class DaemonProcess:
             self.process.kill()
             self.process.wait(10)
         self._reader.join(5)
+
+
+def ulimit_wrapper(open_files: int) -> list[str]:
+    """A shell that lowers the file limit, then execs the daemon in its place."""
+    return ["bash", "-c", f'ulimit -n {open_files} && exec "$@"', "aggregate"]
 
 
 def poll(check: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.1,

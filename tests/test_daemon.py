@@ -139,8 +139,11 @@ def test_a_run_that_raises_is_logged_and_the_next_runs_on_time(
     daemon = start(daemons, workspace, "--serve", "127.0.0.1:0")
     base = daemon.base_url
     daemon.wait_for_runs(1)
-    # A state file that is no database: every run now fails opening the store.
-    workspace.state.write_bytes(b"this is not a SQLite database" * 100)
+    # A directory where the state file was: every run now fails opening the store. (Not
+    # garbage written over the file: a run in progress would checkpoint its WAL back over it.)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{workspace.state}{suffix}").unlink(missing_ok=True)
+    workspace.state.mkdir()
     failed = daemon.wait_for_lines(r"error: run failed outcome=error")[0]
     assert "aggregator.db" in failed
     health = httpx.get(f"{base}/healthz")
@@ -149,7 +152,7 @@ def test_a_run_that_raises_is_logged_and_the_next_runs_on_time(
     assert 'newswire_runs_total{outcome="error"}' in httpx.get(f"{base}/metrics").text
     daemon.wait_for_lines(r"error: run failed", count=2)  # still scheduling, still alive
 
-    workspace.state.unlink()  # the next run starts a fresh store and publishes again
+    workspace.state.rmdir()  # the next run starts a fresh store and publishes again
     wait_healthy(base, "/healthz to recover after the store is replaced")
     assert daemon.stop() == 0
     assert_valid_output(workspace.output)

@@ -15,6 +15,8 @@ from conftest import Workspace
 from daemon_process import DaemonProcess, poll, serving_seeds
 from prometheus_client.parser import text_string_to_metric_families
 
+from aggregator.manifest import read_manifest, write_manifest
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str]]:
@@ -166,19 +168,61 @@ def test_other_methods_are_refused(client: httpx.Client) -> None:
 def test_a_replaced_file_is_served_anew(
     served: tuple[Workspace, str], client: httpx.Client
 ) -> None:
-    path = served[0].output / "extra.json"
-    path.write_bytes(b'{"version": 1}\n')
-    first = client.get("/extra.json")
-    assert first.content == b'{"version": 1}\n'
-    replacement = path.with_name(".extra.json.tmp")
-    replacement.write_bytes(b'{"version": 2}\n')
+    output = served[0].output
+    path = output / "feeds.opml"
+    original = path.read_bytes()
+    first = client.get("/feeds.opml")
+    assert first.content == original
+    replacement = path.with_name(".feeds.opml.tmp")
+    replacement.write_bytes(original + b"<!-- v2 -->\n")
     os.replace(replacement, path)  # as publishing does: a rename, a new inode
-    second = client.get("/extra.json", headers={"if-none-match": first.headers["etag"]})
-    assert second.status_code == 200
-    assert second.content == b'{"version": 2}\n'
-    assert second.headers["etag"] != first.headers["etag"]
-    path.unlink()
-    assert client.get("/extra.json").status_code == 404
+    try:
+        second = client.get("/feeds.opml", headers={"if-none-match": first.headers["etag"]})
+        assert second.status_code == 200
+        assert second.content == original + b"<!-- v2 -->\n"
+        assert second.headers["etag"] != first.headers["etag"]
+    finally:
+        restored = path.with_name(".feeds.opml.tmp")
+        restored.write_bytes(original)
+        os.replace(restored, path)
+
+
+def test_stray_files_and_hard_links_are_not_served(
+    served: tuple[Workspace, str], client: httpx.Client
+) -> None:
+    """Issue 12, problem 3: only what the last publish listed is reachable."""
+    output = served[0].output
+    (output / "notpublished.json").write_text('{"secret": 1}\n')
+    os.link(output / "combined.atom", output / "copy.atom")
+    try:
+        assert client.get("/notpublished.json").status_code == 404
+        assert client.get("/copy.atom").status_code == 404
+        assert client.get("/combined.atom").status_code == 200
+    finally:
+        (output / "notpublished.json").unlink()
+        (output / "copy.atom").unlink()
+
+
+def test_listed_files_in_subdirectories_are_served(
+    served: tuple[Workspace, str], client: httpx.Client
+) -> None:
+    """The manifest is generic: whatever publish lists, subdirectories included."""
+    output = served[0].output
+    listed = read_manifest(output)
+    assert "combined.atom" in listed and "feeds.opml" in listed
+    (output / "archive").mkdir(exist_ok=True)
+    (output / "archive" / "combined-2024-11.atom").write_bytes(b"<feed/>\n")
+    (output / "archive" / "unlisted.atom").write_bytes(b"<feed/>\n")
+    write_manifest(output, [*listed, "archive/combined-2024-11.atom"])
+    try:
+        response = client.get("/archive/combined-2024-11.atom")
+        assert response.status_code == 200 and response.content == b"<feed/>\n"
+        assert response.headers["content-type"].startswith("application/atom+xml")
+        assert client.get("/archive/unlisted.atom").status_code == 404
+        assert client.get("/archive/").status_code == 404
+    finally:
+        write_manifest(output, listed)
+    assert client.get("/archive/combined-2024-11.atom").status_code == 404
 
 
 def test_healthz_reports_the_last_run(client: httpx.Client) -> None:

@@ -337,11 +337,30 @@ def _status_error(url: str, where: str, response: httpx.Response) -> FetchError:
         wait = retry_after_seconds(response.headers.get("retry-after"),
                                    dates[0] if len(dates) == 1 else None)
         if wait is not None:
-            return FetchError(url, f"{reason}; the server asks us to wait {wait:g} s",
+            return FetchError(url, f"{reason}; the server asks us to wait "
+                              f"{_wait_phrase(response.headers['retry-after'], wait)}",
                               status=status, retry_after=wait)
     if status == 410:
         reason += ": the feed is gone for good; remove it from the config or update its url"
     return FetchError(url, reason, status=status)
+
+
+def _wait_phrase(header: str, seconds: float) -> str:
+    """How long a Retry-After asks, for a person: `120 s`, `30 min`, `until <date> (3 days)`."""
+    length = human_duration(seconds)
+    until = None if header.strip().isdigit() else _http_date(header.strip())
+    if until is None:
+        return length
+    return f"until {until.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z ({length})"
+
+
+def human_duration(seconds: float) -> str:
+    """A duration as a person says it: `45 s`, `30 min`, `5 h`, `3 days`, `72 years`."""
+    for limit, unit, size in ((600, "s", 1), (7200, "min", 60), (172800, "h", 3600),
+                              (2 * 365 * 86400, "days", 86400)):
+        if seconds < limit:
+            return f"{round(seconds / size):d} {unit}"
+    return f"{round(seconds / (365.25 * 86400)):d} years"
 
 
 def retry_after_seconds(value: str | None, server_date: str | None = None) -> float | None:
