@@ -412,7 +412,8 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies')}:"
+    stamp = (f"{store.generation()}:"
+             f"{config.fingerprint('output', 'agencies', 'topics', 'countries')}:"
              f"{publish.renderer_fingerprint()}")
     recorded = store.get_meta("published")
     if recorded:
@@ -420,16 +421,11 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
         if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
             log.info("publish skipped: nothing changed since the last run")
             return (), len(last["files"])
+    from aggregator.catalog import plan_publication
+
     labels = store.agencies()
     site = publish.site_from_config(config, labels)
-    limit = config.output.max_entries
-    feeds = [publish.FeedPlan(publish.COMBINED, config.output.title, store.top_stories(limit))]
-    for slug in sorted(labels):
-        agency = site.agency(slug)
-        feeds.append(publish.FeedPlan(
-            slug, f"{agency.name} — {config.output.title}",
-            store.top_stories(limit, agency=slug), agency,
-        ))
-    result = publish.publish(feeds, site, out_dir)
+    publication = plan_publication(store, config, site, sorted(labels))
+    result = publish.publish(publication.feeds, site, out_dir, publication.archives)
     store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
     return result.written, result.unchanged

@@ -252,6 +252,9 @@ class Store(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def generation(self) -> int: ...
+    # feed history (issue 13)
+    def story_ids_newest_first(self) -> list[str]: ...
+    def stories(self, story_ids: Sequence[str]) -> dict[str, Story]: ...
 
 
 def open_store(url: str) -> SqlStore:
@@ -787,6 +790,21 @@ class SqlStore:
                     for r in rows
                 )
         return list({(n.item_id, n.other_item_id): n for n in result}.values())
+
+    # -- feed history (issue 13): every story, for topic, country and archive feeds -------
+
+    def story_ids_newest_first(self) -> list[str]:
+        """Every story's id in the combined feed's order: newest first, ties by id."""
+        with self._tx() as conn:
+            return list(conn.execute(
+                sa.select(stories.c.story_id).order_by(
+                    stories.c.published.desc(), stories.c.story_id)
+            ).scalars())
+
+    def stories(self, story_ids: Sequence[str]) -> dict[str, Story]:
+        """Stories by id, whole (ids of no story are left out)."""
+        with self._tx() as conn:
+            return self._load_stories(conn, story_ids)
 
     def _load_stories(self, conn: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
         memberships = self._memberships(conn, story_ids)

@@ -1,0 +1,180 @@
+"""The feeds a publication consists of, planned from the store.
+
+Combined, one per agency, one per configured topic, one per country with enough stories
+about it; each split (aggregator.history) into its subscription document and its monthly
+archives. The store is read in batches: a first pass places every story in its feeds,
+keeping only ids and dates; then the subscription documents are loaded, and the archives
+one month at a time, as publishing asks for them, so a long history never sits in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aggregator.config import Config, TopicConfig
+from aggregator.countries import COUNTRY_NAMES, story_countries
+from aggregator.history import Dated, History, month_name, split_history
+from aggregator.model import Story
+from aggregator.publish import COMBINED, Agency, FeedKind, FeedPlan, HistoryLinks, Site
+from aggregator.query import StoryFacts, matches
+from aggregator.store import SqlStore
+
+_BATCH = 1000
+"""Stories loaded from the store at a time."""
+
+
+@dataclass(slots=True)
+class FeedTimeline:
+    """One feed's stories, newest first, as ids and dates; and what it needs to render."""
+
+    kind: FeedKind
+    name: str
+    title: str
+    label: str | None = None
+    description: str | None = None
+    agency: Agency | None = None
+    timeline: list[Dated] = field(default_factory=list)
+
+    @property
+    def restrict_to(self) -> str | None:
+        """The agency whose members alone an agency feed shows."""
+        return self.agency.slug if self.kind == "agency" and self.agency else None
+
+
+def story_facts(story: Story, countries: Sequence[str]) -> StoryFacts:
+    """What topic queries look at in a story: every report's title and text (pure)."""
+    texts = [text for member in story.members for text in (member.title, member.text)]
+    return StoryFacts.of(texts, story.agencies, countries)
+
+
+def topics_of(story: Story, countries: Sequence[str],
+              topics: Sequence[TopicConfig]) -> list[str]:
+    """Slugs of the topics whose query a story matches (pure)."""
+    if not topics:
+        return []
+    facts = story_facts(story, countries)
+    return [topic.slug for topic in topics if matches(topic.parsed, facts)]
+
+
+def topic_feed_name(slug: str) -> str:
+    """The file stem of a topic's feed."""
+    return f"topic-{slug}"
+
+
+def country_feed_name(code: str) -> str:
+    """The file stem of a country's feed (lowercase ISO code)."""
+    return f"country-{code.lower()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """The subscription documents to publish, and the archives, produced lazily."""
+
+    feeds: list[FeedPlan]
+    archives: Iterator[FeedPlan]
+
+
+def plan_publication(store: SqlStore, config: Config, site: Site,
+                     agency_slugs: Sequence[str]) -> Publication:
+    """Every feed of the publication: subscription documents now, archives as iterated."""
+    timelines = _timelines(store, config, site, agency_slugs)
+    histories = {t.name: split_history(t.name, t.timeline, config.output.max_entries)
+                 for t in timelines}
+    current_ids = list(dict.fromkeys(i for h in histories.values() for i in h.current))
+    loaded = _load(store, current_ids)
+    feeds = [
+        _plan(t, t.name, [loaded[i] for i in histories[t.name].current],
+              HistoryLinks(prev_archive=histories[t.name].newest_archive))
+        for t in timelines
+    ]
+    return Publication(feeds=feeds, archives=_archives(store, timelines, histories))
+
+
+def _timelines(store: SqlStore, config: Config, site: Site,
+               agency_slugs: Sequence[str]) -> list[FeedTimeline]:
+    title = config.output.title
+    combined = FeedTimeline("combined", COMBINED, title)
+    agencies: dict[str, FeedTimeline] = {}
+    for slug in sorted(agency_slugs):
+        agency = site.agency(slug)
+        agencies[slug] = FeedTimeline("agency", slug, f"{agency.name} — {title}", agency=agency)
+    topics = {
+        topic.slug: FeedTimeline(
+            "topic", topic_feed_name(topic.slug), f"{topic.title} — {title}", label=topic.title,
+            description=f"{topic.title}: the stories that match {topic.query}, one entry "
+                        "per story.")
+        for topic in config.topics
+    }
+    countries: dict[str, list[Dated]] = defaultdict(list)
+    ids = store.story_ids_newest_first()
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        loaded = store.stories(chunk)
+        for story_id in chunk:
+            story = loaded.get(story_id)
+            if story is None:
+                continue
+            dated = Dated(story_id, story.published)
+            combined.timeline.append(dated)
+            for slug in story.agencies:
+                own = story.for_agency(slug)
+                if slug in agencies and own is not None:
+                    agencies[slug].timeline.append(Dated(story_id, own.published))
+            codes = story_countries(story)
+            for code in codes:
+                countries[code].append(dated)
+            for slug in topics_of(story, codes, config.topics):
+                topics[slug].timeline.append(dated)
+    for feed in agencies.values():
+        # An agency's feed is ordered by its own reports' dates, as the store orders it.
+        feed.timeline.sort(key=lambda d: d.story_id)
+        feed.timeline.sort(key=lambda d: d.published, reverse=True)
+    country_feeds = []
+    for code in sorted(countries):
+        if len(countries[code]) < config.countries.min_stories:
+            continue
+        name = COUNTRY_NAMES.get(code, code)
+        country_feeds.append(FeedTimeline(
+            "country", country_feed_name(code), f"{name} — {title}", label=name,
+            description=f"The stories about {name}, one entry per story.",
+            timeline=countries[code]))
+    return [combined, *agencies.values(), *topics.values(), *country_feeds]
+
+
+def _load(store: SqlStore, story_ids: Sequence[str]) -> dict[str, Story]:
+    loaded: dict[str, Story] = {}
+    for start in range(0, len(story_ids), _BATCH):
+        loaded.update(store.stories(story_ids[start : start + _BATCH]))
+    return loaded
+
+
+def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: HistoryLinks,
+          title_suffix: str = "") -> FeedPlan:
+    if feed.restrict_to is not None:
+        restricted = (s.for_agency(feed.restrict_to) for s in stories)
+        stories = [s for s in restricted if s is not None]
+    return FeedPlan(
+        name=name,
+        title=feed.title + title_suffix, stories=stories, agency=feed.agency,
+        kind=feed.kind, history=history, label=feed.label, description=feed.description,
+    )
+
+
+def _archives(store: SqlStore, timelines: Sequence[FeedTimeline],
+              histories: Mapping[str, History]) -> Iterator[FeedPlan]:
+    """Every archive document, newest month first, loading one month's stories at a time."""
+    by_month: dict[str, list[FeedTimeline]] = defaultdict(list)
+    for feed in timelines:
+        for page in histories[feed.name].archives:
+            by_month[page.month].append(feed)
+    for month in sorted(by_month, reverse=True):
+        pages = [(feed, next(p for p in histories[feed.name].archives if p.month == month))
+                 for feed in by_month[month]]
+        loaded = _load(store, list(dict.fromkeys(i for _, p in pages for i in p.story_ids)))
+        for feed, page in pages:
+            links = HistoryLinks(archive=True, current=feed.name, prev_archive=page.prev_archive,
+                                 next_archive=page.next_archive, month=month)
+            yield _plan(feed, page.stem, [loaded[i] for i in page.story_ids], links,
+                        f" (archive of {month_name(month)})")
