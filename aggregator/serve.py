@@ -1,7 +1,8 @@
 """HTTP serving of the output directory, `/healthz` and `/metrics` (starlette on uvicorn).
 
-Only published files are served: plain names with a known feed or page suffix, never a
-hidden file (the lock, a temporary file) and never a directory listing. Each file is kept in
+Only published files are served: plain names with a known feed or page suffix, at the top
+of the output directory or in its `archive/` (RFC 5005 archives), never a hidden file (the
+lock, a temporary file), another subdirectory or a directory listing. Each file is kept in
 memory with its gzip twin and validators, and re-read only when its size, mtime or inode
 changes; publishing renames whole files into place, so a reader sees the old file or the
 new one. Conditional requests get 304s, the cheap path a feed reader polls.
@@ -31,6 +32,7 @@ from starlette.routing import Route
 
 from aggregator.config import ServeConfig
 from aggregator.errors import ConfigError
+from aggregator.history import ARCHIVE_DIR
 from aggregator.logs import facts
 from aggregator.status import DaemonStatus
 
@@ -153,10 +155,14 @@ class PublishedFiles:
         """The file called `name` if it is published, else None."""
         suffix = os.path.splitext(name)[1]
         content_type = CONTENT_TYPES.get(suffix)
-        if content_type is None or not _PUBLISHED_NAME.fullmatch(name):
+        folder, _, plain = name.rpartition("/")
+        if (content_type is None or not _PUBLISHED_NAME.fullmatch(plain)
+                or folder not in ("", ARCHIVE_DIR)):
             return None
         path = os.path.join(self._dir, name)
         try:
+            if folder and not stat.S_ISDIR(os.lstat(os.path.join(self._dir, folder)).st_mode):
+                return None  # a symlinked archive directory could lead anywhere
             info = os.lstat(path)  # lstat: a symlink is never followed out of the directory
         except OSError:
             self._files.pop(name, None)
@@ -267,7 +273,13 @@ class Endpoints:
 
     async def published(self, request: Request) -> Response:
         """A published file (`/` is index.html), with validators, gzip and 304s."""
-        name = request.path_params.get("name", "index.html")
+        return self._serve(request, request.path_params.get("name", "index.html"))
+
+    async def archived(self, request: Request) -> Response:
+        """A published archive (`/archive/combined-2024-11.atom`), served the same way."""
+        return self._serve(request, f"{ARCHIVE_DIR}/{request.path_params['name']}")
+
+    def _serve(self, request: Request, name: str) -> Response:
         cached = self.files.get(name)
         if cached is None:
             return PlainTextResponse("not found\n", status_code=404)
@@ -311,8 +323,10 @@ def create_app(site: Endpoints) -> Starlette:
         Route("/healthz", site.healthz, methods=methods),
         Route("/metrics", site.metrics, methods=methods),
         Route("/", site.published, methods=methods),
-        # `{name}` never matches a slash: nothing below the output directory is reachable.
+        # `{name}` never matches a slash: nothing below the output directory is reachable
+        # but its archives.
         Route("/{name}", site.published, methods=methods),
+        Route(f"/{ARCHIVE_DIR}/{{name}}", site.archived, methods=methods),
     ])
     # `/x/` is not found, rather than redirected to `/x`: no path invites a second request.
     app.router.redirect_slashes = False

@@ -94,7 +94,7 @@ def test_rerun_writes_nothing_and_keeps_ids(workspace: Workspace) -> None:
     ids = story_ids(workspace)
     rerun = workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"})
     assert rerun.returncode == 0
-    assert "0 files written, 15 unchanged" in rerun.stderr
+    assert "0 files written, 20 unchanged" in rerun.stderr
     after = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in workspace.output_files().items()}
     assert after == before
     assert story_ids(workspace) == ids
