@@ -3,21 +3,35 @@
 Combined, one per agency, one per configured topic, one per country with enough stories
 about it; each split (aggregator.history) into its subscription document and its monthly
 archives. The store is read in batches: a first pass places every story in its feeds,
-keeping only ids and dates; then the subscription documents are loaded, and the archives
-one month at a time, as publishing asks for them, so a long history never sits in memory.
+keeping only ids, dates and a digest of each story's content; then the subscription
+documents are loaded, and the archives one month at a time, as publishing asks for them, so
+a long history never sits in memory. An archive whose digest (its stories' contents, its
+links, the feeds and settings it shows) is the one recorded when its files were written is
+neither loaded nor rendered again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aggregator.config import Config, TopicConfig
 from aggregator.countries import COUNTRY_NAMES, story_countries
-from aggregator.history import Dated, History, month_name, split_history
+from aggregator.history import ArchivePage, Dated, History, month_name, split_history
 from aggregator.model import Story
-from aggregator.publish import COMBINED, Agency, FeedKind, FeedPlan, HistoryLinks, Site
+from aggregator.publish import (
+    COMBINED,
+    Agency,
+    FeedKind,
+    FeedPlan,
+    HistoryLinks,
+    KeptFiles,
+    Site,
+    archive_files,
+)
 from aggregator.query import StoryFacts, matches
 from aggregator.store import SqlStore
 
@@ -58,6 +72,17 @@ def topics_of(story: Story, countries: Sequence[str],
     return [topic.slug for topic in topics if matches(topic.parsed, facts)]
 
 
+def story_version(story: Story) -> str:
+    """A digest of everything of a story that its entries show (pure)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for m in story.members:
+        fields = (m.item_id, m.agency, m.title, m.content_hash, m.html or "", m.link or "",
+                  m.guid or "", m.date.isoformat(), m.date_origin, str(m.truncated))
+        digest.update("\x1f".join(fields).encode())
+        digest.update(b"\x1e")
+    return digest.hexdigest()
+
+
 def topic_feed_name(slug: str) -> str:
     """The file stem of a topic's feed."""
     return f"topic-{slug}"
@@ -73,13 +98,20 @@ class Publication:
     """The subscription documents to publish, and the archives, produced lazily."""
 
     feeds: list[FeedPlan]
-    archives: Iterator[FeedPlan]
+    archives: Iterator[FeedPlan | KeptFiles]
+    digests: dict[str, str]
+    """Archive stem -> digest of its inputs; complete once `archives` is exhausted."""
 
 
 def plan_publication(store: SqlStore, config: Config, site: Site,
-                     agency_slugs: Sequence[str]) -> Publication:
-    """Every feed of the publication: subscription documents now, archives as iterated."""
-    timelines = _timelines(store, config, site, agency_slugs)
+                     agency_slugs: Sequence[str], *, out_dir: Path,
+                     recorded: Mapping[str, str], salt: str) -> Publication:
+    """Every feed of the publication: subscription documents now, archives as iterated.
+
+    `recorded` holds the archive digests of the last publish; `salt` digests whatever else
+    shapes the output (settings, the renderer's code)."""
+    versions: dict[str, str] = {}
+    timelines = _timelines(store, config, site, agency_slugs, versions)
     histories = {t.name: split_history(t.name, t.timeline, config.output.max_entries)
                  for t in timelines}
     current_ids = list(dict.fromkeys(i for h in histories.values() for i in h.current))
@@ -89,11 +121,39 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
               HistoryLinks(prev_archive=histories[t.name].newest_archive))
         for t in timelines
     ]
-    return Publication(feeds=feeds, archives=_archives(store, timelines, histories))
+    # Archive pages list every subscription document: a feed added or gone changes them.
+    shown = [salt, *(f"{f.name}\x1f{f.title}\x1f{','.join(f.formats)}" for f in feeds),
+             *(f"{a.slug}\x1f{a.name}\x1f{a.homepage}" for a in site.agencies.values())]
+    context = _Context(store, out_dir, recorded, "\x1e".join(shown), versions)
+    digests: dict[str, str] = {}
+    return Publication(feeds=feeds, archives=_archives(context, timelines, histories, digests),
+                       digests=digests)
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    store: SqlStore
+    out_dir: Path
+    recorded: Mapping[str, str]
+    salt: str
+    versions: Mapping[str, str]
+
+    def digest(self, feed: FeedTimeline, page: ArchivePage) -> str:
+        parts = [self.salt, feed.name, feed.title, page.stem, page.prev_archive or "",
+                 page.next_archive or "", *(f"{i}:{self.versions[i]}" for i in page.story_ids)]
+        return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
+
+    def kept(self, feed: FeedTimeline, page: ArchivePage, digest: str) -> KeptFiles | None:
+        files = archive_files(page.stem, feed.kind)
+        if self.recorded.get(page.stem) != digest:
+            return None
+        if not all((self.out_dir / name).is_file() for name in files):
+            return None
+        return KeptFiles(files)
 
 
 def _timelines(store: SqlStore, config: Config, site: Site,
-               agency_slugs: Sequence[str]) -> list[FeedTimeline]:
+               agency_slugs: Sequence[str], versions: dict[str, str]) -> list[FeedTimeline]:
     title = config.output.title
     combined = FeedTimeline("combined", COMBINED, title)
     agencies: dict[str, FeedTimeline] = {}
@@ -117,6 +177,7 @@ def _timelines(store: SqlStore, config: Config, site: Site,
             if story is None:
                 continue
             dated = Dated(story_id, story.published)
+            versions[story_id] = story_version(story)
             combined.timeline.append(dated)
             for slug in story.agencies:
                 own = story.for_agency(slug)
@@ -162,17 +223,26 @@ def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: Hist
     )
 
 
-def _archives(store: SqlStore, timelines: Sequence[FeedTimeline],
-              histories: Mapping[str, History]) -> Iterator[FeedPlan]:
-    """Every archive document, newest month first, loading one month's stories at a time."""
-    by_month: dict[str, list[FeedTimeline]] = defaultdict(list)
+def _archives(context: _Context, timelines: Sequence[FeedTimeline],
+              histories: Mapping[str, History], digests: dict[str, str],
+              ) -> Iterator[FeedPlan | KeptFiles]:
+    """Every archive document, newest month first, loading one month's stories at a time
+    (only those of archives that changed)."""
+    by_month: dict[str, list[tuple[FeedTimeline, ArchivePage]]] = defaultdict(list)
     for feed in timelines:
         for page in histories[feed.name].archives:
-            by_month[page.month].append(feed)
+            by_month[page.month].append((feed, page))
     for month in sorted(by_month, reverse=True):
-        pages = [(feed, next(p for p in histories[feed.name].archives if p.month == month))
-                 for feed in by_month[month]]
-        loaded = _load(store, list(dict.fromkeys(i for _, p in pages for i in p.story_ids)))
+        pages = []
+        for feed, page in by_month[month]:
+            digests[page.stem] = digest = context.digest(feed, page)
+            kept = context.kept(feed, page, digest)
+            if kept is not None:
+                yield kept
+            else:
+                pages.append((feed, page))
+        wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids))
+        loaded = _load(context.store, wanted)
         for feed, page in pages:
             links = HistoryLinks(archive=True, current=feed.name, prev_archive=page.prev_archive,
                                  next_archive=page.next_archive, month=month)

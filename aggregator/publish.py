@@ -121,6 +121,20 @@ class FeedPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptFiles:
+    """Files whose inputs did not change since they were written: neither rendered nor
+    written again, but still part of the publication."""
+
+    files: tuple[str, ...]
+
+
+def archive_files(name: str, kind: FeedKind) -> tuple[str, ...]:
+    """The files of one archive: Atom, RSS, and for the combined feed the month's page."""
+    extensions = ("atom", "rss", "html") if kind == "combined" else ("atom", "rss")
+    return tuple(f"{name}.{ext}" for ext in extensions)
+
+
+@dataclass(frozen=True, slots=True)
 class PublishResult:
     """Files written and left alone by one publish."""
 
@@ -131,12 +145,13 @@ class PublishResult:
 
 
 def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
-            archives: Iterable[FeedPlan] = ()) -> PublishResult:
+            archives: Iterable[FeedPlan | KeptFiles] = ()) -> PublishResult:
     """Render every file and write those whose bytes changed.
 
     `archives` may be a lazy iterable: each archive is rendered and written before the next
-    is asked for, so a long history never sits in memory whole. The result names every file
-    of the publication, written or left as it was (paths relative to `out_dir`).
+    is asked for, so a long history never sits in memory whole; `KeptFiles` among them are
+    archives known to be unchanged. The result names every file of the publication, written
+    or left as it was (paths relative to `out_dir`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -150,6 +165,9 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
 
     write(render_all(feeds, site))
     for archive in archives:
+        if isinstance(archive, KeptFiles):
+            names.extend(archive.files)
+            continue
         (out_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
         write(render_archive(archive, feeds, site))
     return PublishResult(
@@ -175,11 +193,11 @@ def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
 
 def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
     """One month's archive documents (pure): Atom, RSS and, for the combined feed, a page."""
+    atom, rss, *page = archive_files(archive.name, archive.kind)
     files: dict[str, bytes] = {}
-    files[f"{archive.name}.atom"], files[f"{archive.name}.rss"] = render_atom_and_rss(
-        archive, site)
-    if archive.kind == "combined":
-        files[f"{archive.name}.html"] = render_index(
+    files[atom], files[rss] = render_atom_and_rss(archive, site)
+    if page:
+        files[page[0]] = render_index(
             archive.stories, feeds, site, older=archive.history.prev_archive,
             newer=archive.history.next_archive or "index", month=archive.history.month,
         )

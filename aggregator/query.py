@@ -238,9 +238,16 @@ class StoryFacts:
     def of(cls, texts: Iterable[str], agencies: Iterable[str],
            countries: Iterable[str]) -> StoryFacts:
         """Facts from raw texts (folded and split here)."""
-        words = [w for text in texts for w in _WORD.findall(fold(text))]
+        # Split first, then fold each word: `fold` caches words, and news repeats them.
+        words = [f for text in texts for w in _WORD.findall(text) for f in _folded(w)]
         return cls(f" {' '.join(words)} ", frozenset(words), frozenset(agencies),
                    frozenset(countries))
+
+
+def _folded(word: str) -> list[str]:
+    folded = fold(word)
+    # Folding rarely splits a word ("ﬁ" ligatures, "ß" stays one word): split again only then.
+    return [folded] if folded.isalnum() else _WORD.findall(folded)
 
 
 def matches(term: Term, facts: StoryFacts) -> bool:

@@ -249,3 +249,22 @@ def test_newsboat_reads_topic_country_and_archive_feeds(
         expected = len(entry_ids(ET.parse(workspace.output / name).getroot()))
         assert expected > 0, name
         assert f"{expected} unread articles" in result.stdout, (name, result.stdout)
+
+
+def test_a_run_renders_only_the_archives_whose_stories_changed(workspace: Workspace) -> None:
+    history_workspace(workspace)
+    old_month = workspace.output / "archive" / "combined-2024-11.atom"
+    marked = old_month.read_bytes() + b"<!-- not rendered again -->\n"
+    old_month.write_bytes(marked)
+    missing = workspace.output / "archive" / "nato-2024-11.rss"
+    missing.unlink()
+    (workspace.seeds / "new.txt").write_text(
+        "Eurojust supports a new case\n\nSource: Eurojust\n\nA fresh text about a case "
+        "against counterfeit medicine, seen for the first time.\n", encoding="utf-8")
+    result = workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"})
+    assert result.returncode == 0, result.stderr
+    # Its digest is the recorded one: neither rendered nor written (hence still marked) ...
+    assert old_month.read_bytes() == marked
+    # ... while an archive whose file went missing is rendered and written again.
+    assert missing.is_file()
+    assert b"<fh:archive/>" in missing.read_bytes()
