@@ -72,17 +72,6 @@ def topics_of(story: Story, countries: Sequence[str],
     return [topic.slug for topic in topics if matches(topic.parsed, facts)]
 
 
-def story_version(story: Story) -> str:
-    """A digest of everything of a story that its entries show (pure)."""
-    digest = hashlib.blake2b(digest_size=12)
-    for m in story.members:
-        fields = (m.item_id, m.agency, m.title, m.content_hash, m.html or "", m.link or "",
-                  m.guid or "", m.date.isoformat(), m.date_origin, str(m.truncated))
-        digest.update("\x1f".join(fields).encode())
-        digest.update(b"\x1e")
-    return digest.hexdigest()
-
-
 def topic_feed_name(slug: str) -> str:
     """The file stem of a topic's feed."""
     return f"topic-{slug}"
@@ -167,31 +156,21 @@ def _timelines(store: SqlStore, config: Config, site: Site,
                         "per story.")
         for topic in config.topics
     }
+    classes = _classify(store, config, versions)
     countries: dict[str, list[Dated]] = defaultdict(list)
-    ids = store.story_ids_newest_first()
-    for start in range(0, len(ids), _BATCH):
-        chunk = ids[start : start + _BATCH]
-        loaded = store.stories(chunk)
-        for story_id in chunk:
-            story = loaded.get(story_id)
-            if story is None:
-                continue
-            dated = Dated(story_id, story.published)
-            versions[story_id] = story_version(story)
-            combined.timeline.append(dated)
-            for slug in story.agencies:
-                own = story.for_agency(slug)
-                if slug in agencies and own is not None:
-                    agencies[slug].timeline.append(Dated(story_id, own.published))
-            codes = story_countries(story)
-            for code in codes:
-                countries[code].append(dated)
-            for slug in topics_of(story, codes, config.topics):
+    for story_id, published in store.story_timeline():
+        dated = Dated(story_id, published)
+        combined.timeline.append(dated)
+        about, matched = classes.get(story_id, ((), ()))
+        for code in about:
+            countries[code].append(dated)
+        for slug in matched:
+            if slug in topics:
                 topics[slug].timeline.append(dated)
-    for feed in agencies.values():
-        # An agency's feed is ordered by its own reports' dates, as the store orders it.
-        feed.timeline.sort(key=lambda d: d.story_id)
-        feed.timeline.sort(key=lambda d: d.published, reverse=True)
+    # An agency's feed is ordered by its own reports' dates, as the store orders it.
+    for slug, story_id, published in store.agency_timeline():
+        if slug in agencies:
+            agencies[slug].timeline.append(Dated(story_id, published))
     country_feeds = []
     for code in sorted(countries):
         if len(countries[code]) < config.countries.min_stories:
@@ -202,6 +181,39 @@ def _timelines(store: SqlStore, config: Config, site: Site,
             description=f"The stories about {name}, one entry per story.",
             timeline=countries[code]))
     return [combined, *agencies.values(), *topics.values(), *country_feeds]
+
+
+CLASSIFIER_VERSION = "1"
+"""Bumped when `story_countries` or the query language changes what they find."""
+
+
+def _classify(store: SqlStore, config: Config, versions: dict[str, str],
+              ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Each story's (countries, topics): recorded ones while the story, the topics and the
+    classifier are unchanged; the others are loaded and worked out, and recorded."""
+    versions.update(store.story_versions())
+    topics_key = hashlib.blake2b(
+        "\x1e".join(f"{t.slug}\x1f{t.query}" for t in config.topics).encode(),
+        digest_size=8).hexdigest()
+    recorded = store.story_feeds()
+    result: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    stale: list[str] = []
+    for story_id, version in versions.items():
+        found = recorded.get(story_id)
+        if found is not None and found[0] == f"{version}:{topics_key}:{CLASSIFIER_VERSION}":
+            result[story_id] = (found[1], found[2])
+        else:
+            stale.append(story_id)
+    fresh: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+    for start in range(0, len(stale), _BATCH):
+        for story_id, story in store.stories(stale[start : start + _BATCH]).items():
+            codes = story_countries(story)
+            matched = tuple(topics_of(story, codes, config.topics))
+            result[story_id] = (codes, matched)
+            key = f"{versions[story_id]}:{topics_key}:{CLASSIFIER_VERSION}"
+            fresh[story_id] = (key, codes, matched)
+    store.save_story_feeds(fresh)
+    return result
 
 
 def _load(store: SqlStore, story_ids: Sequence[str]) -> dict[str, Story]:
