@@ -89,7 +89,9 @@ class Publication:
     feeds: list[FeedPlan]
     archives: Iterator[FeedPlan | KeptFiles]
     digests: dict[str, str]
-    """Archive stem -> digest of its inputs; complete once `archives` is exhausted."""
+    """Document stem -> digest of its inputs; complete once `archives` is exhausted."""
+    unchanged: frozenset[str] = frozenset()
+    """Subscription documents (names) whose files are up to date: planned without stories."""
 
 
 def plan_publication(store: SqlStore, config: Config, site: Site,
@@ -97,26 +99,40 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
                      recorded: Mapping[str, str], salt: str) -> Publication:
     """Every feed of the publication: subscription documents now, archives as iterated.
 
-    `recorded` holds the archive digests of the last publish; `salt` digests whatever else
-    shapes the output (settings, the renderer's code)."""
+    `recorded` holds the digests of the documents of the last publish; `salt` digests
+    whatever else shapes the output (settings, the renderer's code). A subscription document
+    whose digest is the recorded one (and whose files are there) comes without its stories,
+    named in `Publication.unchanged`: it need not be rendered again."""
     versions: dict[str, str] = {}
     timelines = _timelines(store, config, site, agency_slugs, versions)
     histories = {t.name: split_history(t.name, t.timeline, config.output.max_entries)
                  for t in timelines}
-    current_ids = list(dict.fromkeys(i for h in histories.values() for i in h.current))
-    loaded = _load(store, current_ids)
-    feeds = [
-        _plan(t, t.name, [loaded[i] for i in histories[t.name].current],
-              HistoryLinks(prev_archive=histories[t.name].newest_archive))
-        for t in timelines
-    ]
-    # Archive pages list every subscription document: a feed added or gone changes them.
-    shown = [salt, *(f"{f.name}\x1f{f.title}\x1f{','.join(f.formats)}" for f in feeds),
+    # Pages list every subscription document: a feed added or gone changes them.
+    shown = [salt, *(f"{t.name}\x1f{t.title}\x1f{t.kind}" for t in timelines),
              *(f"{a.slug}\x1f{a.name}\x1f{a.homepage}" for a in site.agencies.values())]
     context = _Context(store, out_dir, recorded, "\x1e".join(shown), versions)
     digests: dict[str, str] = {}
+    unchanged: set[str] = set()
+    for t in timelines:
+        history = histories[t.name]
+        digests[t.name] = digest = context.digest(
+            t, t.name, history.newest_archive, None, history.current)
+        links = HistoryLinks(prev_archive=history.newest_archive)
+        # The combined feed's stories make the page too: it is always planned whole.
+        if t.kind != "combined" and context.kept(_plan(t, t.name, (), links).files, t.name,
+                                                 digest):
+            unchanged.add(t.name)
+    current_ids = list(dict.fromkeys(i for t in timelines if t.name not in unchanged
+                                     for i in histories[t.name].current))
+    loaded = _load(store, current_ids)
+    feeds = [
+        _plan(t, t.name, [] if t.name in unchanged else
+              [loaded[i] for i in histories[t.name].current],
+              HistoryLinks(prev_archive=histories[t.name].newest_archive))
+        for t in timelines
+    ]
     return Publication(feeds=feeds, archives=_archives(context, timelines, histories, digests),
-                       digests=digests)
+                       digests=digests, unchanged=frozenset(unchanged))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +143,17 @@ class _Context:
     salt: str
     versions: Mapping[str, str]
 
-    def digest(self, feed: FeedTimeline, page: ArchivePage) -> str:
-        parts = [self.salt, feed.name, feed.title, page.stem, page.prev_archive or "",
-                 page.next_archive or "", *(f"{i}:{self.versions[i]}" for i in page.story_ids)]
+    def digest(self, feed: FeedTimeline, stem: str, prev_archive: str | None,
+               next_archive: str | None, story_ids: Sequence[str]) -> str:
+        """A digest of everything a document shows."""
+        parts = [self.salt, feed.name, feed.title, stem, prev_archive or "",
+                 next_archive or "", *(f"{i}:{self.versions[i]}" for i in story_ids)]
         return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
 
-    def kept(self, feed: FeedTimeline, page: ArchivePage, digest: str) -> KeptFiles | None:
-        files = archive_files(page.stem, feed.kind)
-        if self.recorded.get(page.stem) != digest:
-            return None
-        if not all((self.out_dir / name).is_file() for name in files):
-            return None
-        return KeptFiles(files)
+    def kept(self, files: Sequence[str], stem: str, digest: str) -> bool:
+        """Whether a document's files are there, written from inputs with this digest."""
+        return (self.recorded.get(stem) == digest
+                and all((self.out_dir / name).is_file() for name in files))
 
 
 def _timelines(store: SqlStore, config: Config, site: Site,
@@ -247,10 +262,11 @@ def _archives(context: _Context, timelines: Sequence[FeedTimeline],
     for month in sorted(by_month, reverse=True):
         pages = []
         for feed, page in by_month[month]:
-            digests[page.stem] = digest = context.digest(feed, page)
-            kept = context.kept(feed, page, digest)
-            if kept is not None:
-                yield kept
+            digests[page.stem] = digest = context.digest(
+                feed, page.stem, page.prev_archive, page.next_archive, page.story_ids)
+            files = archive_files(page.stem, feed.kind)
+            if context.kept(files, page.stem, digest):
+                yield KeptFiles(files)
             else:
                 pages.append((feed, page))
         wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids))

@@ -425,10 +425,11 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
 
     labels = store.agencies()
     site = publish.site_from_config(config, labels)
-    recorded = json.loads(store.get_meta("archives") or "{}")
+    recorded = json.loads(store.get_meta("documents") or "{}")
     publication = plan_publication(store, config, site, sorted(labels), out_dir=out_dir,
                                    recorded=recorded, salt=stamp.partition(":")[2])
-    result = publish.publish(publication.feeds, site, out_dir, publication.archives)
-    store.set_meta("archives", json.dumps(publication.digests, sort_keys=True))
+    result = publish.publish(publication.feeds, site, out_dir, publication.archives,
+                             publication.unchanged)
+    store.set_meta("documents", json.dumps(publication.digests, sort_keys=True))
     store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
     return result.written, result.unchanged

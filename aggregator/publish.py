@@ -119,6 +119,11 @@ class FeedPlan:
         """The formats this document is published in."""
         return ("atom", "rss") if self.history.archive else FORMATS[self.kind]
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The feed files of this document, one per format."""
+        return tuple(f"{self.name}.{fmt}" for fmt in self.formats)
+
 
 @dataclass(frozen=True, slots=True)
 class KeptFiles:
@@ -145,13 +150,14 @@ class PublishResult:
 
 
 def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
-            archives: Iterable[FeedPlan | KeptFiles] = ()) -> PublishResult:
+            archives: Iterable[FeedPlan | KeptFiles] = (),
+            unchanged: frozenset[str] = frozenset()) -> PublishResult:
     """Render every file and write those whose bytes changed.
 
     `archives` may be a lazy iterable: each archive is rendered and written before the next
     is asked for, so a long history never sits in memory whole; `KeptFiles` among them are
-    archives known to be unchanged. The result names every file of the publication, written
-    or left as it was (paths relative to `out_dir`).
+    archives known to be unchanged, as are the feeds named in `unchanged`. The result names
+    every file of the publication, written or left as it was (paths relative to `out_dir`).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -163,7 +169,8 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
             if write_if_changed(out_dir / name, data):
                 written.append(name)
 
-    write(render_all(feeds, site))
+    write(render_all(feeds, site, unchanged))
+    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
     for archive in archives:
         if isinstance(archive, KeptFiles):
             names.extend(archive.files)
@@ -175,10 +182,14 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
     )
 
 
-def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
-    """Every subscription document's, the OPML's and the page's name and bytes (pure)."""
+def render_all(feeds: Sequence[FeedPlan], site: Site,
+               unchanged: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """Every subscription document's (but the `unchanged` ones'), the OPML's and the page's
+    name and bytes (pure)."""
     files: dict[str, bytes] = {}
     for feed in feeds:
+        if feed.name in unchanged:
+            continue
         files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = render_atom_and_rss(feed, site)
         if "json" in feed.formats:
             files[f"{feed.name}.json"] = render_json(feed, site)

@@ -268,3 +268,21 @@ def test_a_run_renders_only_the_archives_whose_stories_changed(workspace: Worksp
     # ... while an archive whose file went missing is rendered and written again.
     assert missing.is_file()
     assert b"<fh:archive/>" in missing.read_bytes()
+
+
+def test_a_run_renders_only_the_subscription_documents_whose_stories_changed(
+    workspace: Workspace,
+) -> None:
+    history_workspace(workspace)
+    untouched = workspace.output / "jcs.atom"
+    marked = untouched.read_bytes() + b"<!-- not rendered again -->\n"
+    untouched.write_bytes(marked)
+    (workspace.seeds / "new.txt").write_text(
+        "Eurojust supports a new case\n\nSource: Eurojust\n\nA fresh text about a case "
+        "against counterfeit medicine, seen for the first time.\n", encoding="utf-8")
+    result = workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"})
+    assert result.returncode == 0, result.stderr
+    assert untouched.read_bytes() == marked  # JCS's stories did not change
+    eurojust = feedparser.parse((workspace.output / "eurojust.atom").read_bytes())
+    assert eurojust.entries[0].title == "Eurojust supports a new case"
+    assert "Eurojust supports a new case" in (workspace.output / "index.html").read_text()
