@@ -29,6 +29,13 @@ def test_a_query_parses_into_its_ast() -> None:
     ))
 
 
+def test_the_readme_example_parses() -> None:
+    assert parse_query('any(country:RS country:ME "Western Balkans") not agency:nato') == AllOf((
+        AnyOf((CountryIs("RS"), CountryIs("ME"), Phrase(("western", "balkans")))),
+        Not(AgencyIs("nato")),
+    ))
+
+
 def test_one_term_is_itself_and_nesting_works() -> None:
     assert parse_query("Ukraine") == Word("ukraine")
     assert parse_query("all(any(a b) not c)") == AllOf((AnyOf((Word("a"), Word("b"))),

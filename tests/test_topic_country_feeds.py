@@ -108,6 +108,8 @@ def test_the_shipped_config_publishes_its_example_topics_and_countries(
     assert "International operation takes down another encrypted messaging service used by " \
            "criminals" in titles
     assert all("_aggregator" in i for i in cyber["items"])
+    combined = json.loads((workspace.output / "combined.json").read_text())
+    assert {i["id"] for i in cyber["items"]} <= {i["id"] for i in combined["items"]}
     balkans = feedparser.parse((workspace.output / "topic-western-balkans.atom").read_bytes())
     assert {e.title for e in balkans.entries} == {
         "NATO Secretary General discusses security in the Western Balkans with the President "
@@ -158,3 +160,34 @@ def test_a_bad_topic_or_countries_table_exits_2_naming_the_key(
     assert f"{key}:" in result.stderr and reason in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert workspace.output_files() == {}
+
+
+def test_montenegro_is_two_reports_of_one_story(workspace: Workspace) -> None:
+    run_with_config(workspace, "[countries]\nmin_stories = 1\n")
+    montenegro = feedparser.parse((workspace.output / "country-me.atom").read_bytes())
+    assert len(montenegro.entries) == 1
+    assert "Also reported" in montenegro.entries[0].content[0].value
+
+
+def test_an_edited_story_moves_to_the_feeds_of_what_it_is_now_about(
+    workspace: Workspace,
+) -> None:
+    extra = workspace.seeds / "extra.txt"
+    extra.write_text(seed_text([("Police in Kenya arrest traffickers", "Interpol",
+                                 "On 2 December 2024, officers arrested ten suspects.")]),
+                     encoding="utf-8")
+    body = ("[countries]\nmin_stories = 1\n[[topics]]\nslug = 'kenya'\ntitle = 'Kenya'\n"
+            "query = 'country:KE'\n")
+    run_with_config(workspace, body)
+    assert "country-ke.atom" in workspace.output_files()
+    kenya = feedparser.parse((workspace.output / "topic-kenya.atom").read_bytes())
+    assert [e.title for e in kenya.entries] == ["Police in Kenya arrest traffickers"]
+    extra.write_text(seed_text([("Police in Ghana arrest traffickers", "Interpol",
+                                 "On 2 December 2024, officers arrested ten suspects.")]),
+                     encoding="utf-8")
+    result = workspace.run("--once")
+    assert result.returncode == 0, result.stderr
+    files = workspace.output_files()
+    assert "country-gh.atom" in files
+    assert "country-ke.atom" not in (workspace.output / "feeds.opml").read_text()
+    assert feedparser.parse((workspace.output / "topic-kenya.atom").read_bytes()).entries == []
