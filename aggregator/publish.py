@@ -4,7 +4,7 @@ Combined, per agency, per topic and per country: Atom 1.0 and RSS 2.0 (feedgen),
 1.1 (all but the country feeds), their RFC 5005 monthly archives (Atom and RSS, and a page
 per month of the combined stories), OPML of every feed, grouped, and index.html. Rendering
 is pure (stories in, bytes out) and reads no clock: feed-level dates come from the newest
-entry, so an unchanged run produces byte-identical files, which `fileio.write_if_changed`
+entry, so an unchanged run produces byte-identical files, which `fileio.write_many_if_changed`
 then leaves untouched.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aggregator.config import Config
-from aggregator.fileio import write_if_changed
+from aggregator.fileio import write_many_if_changed
 from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.markup import text_to_html, xml_safe
 from aggregator.model import StoredItem, Story
@@ -125,6 +125,12 @@ class FeedPlan:
         return tuple(f"{self.name}.{fmt}" for fmt in self.formats)
 
 
+_WRITE_BATCH = 64
+_WRITE_BATCH_BYTES = 32_000_000
+"""Archive files are rendered up to this many (or bytes) before they are written together:
+syncing them together is much cheaper, and the bound keeps memory flat."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeptFiles:
     """Files whose inputs did not change since they were written: neither rendered nor
@@ -164,19 +170,23 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
     written: list[str] = []
 
     def write(files: Mapping[str, bytes]) -> None:
-        for name, data in files.items():
-            names.append(name)
-            if write_if_changed(out_dir / name, data):
-                written.append(name)
+        names.extend(files)
+        changed = write_many_if_changed({out_dir / name: data for name, data in files.items()})
+        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
 
     write(render_all(feeds, site, unchanged))
     names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
+    batch: dict[str, bytes] = {}
     for archive in archives:
         if isinstance(archive, KeptFiles):
             names.extend(archive.files)
             continue
         (out_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
-        write(render_archive(archive, feeds, site))
+        batch.update(render_archive(archive, feeds, site))
+        if len(batch) >= _WRITE_BATCH or sum(map(len, batch.values())) >= _WRITE_BATCH_BYTES:
+            write(batch)
+            batch = {}
+    write(batch)
     return PublishResult(
         files=tuple(names), written=tuple(written), unchanged=len(names) - len(written)
     )
