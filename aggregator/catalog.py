@@ -16,6 +16,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from aggregator.config import Config, TopicConfig
@@ -198,8 +199,16 @@ def _timelines(store: SqlStore, config: Config, site: Site,
     return [combined, *agencies.values(), *topics.values(), *country_feeds]
 
 
-CLASSIFIER_VERSION = "1"
-"""Bumped when `story_countries` or the query language changes what they find."""
+@cache
+def classifier_fingerprint() -> str:
+    """A digest of the code that finds a story's countries and topics: an upgrade that
+    changes it works every story out again."""
+    from aggregator import countries, entities, gazetteer, query
+
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (countries, entities, gazetteer, query):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
 
 
 def _classify(store: SqlStore, config: Config, versions: dict[str, str],
@@ -208,14 +217,15 @@ def _classify(store: SqlStore, config: Config, versions: dict[str, str],
     classifier are unchanged; the others are loaded and worked out, and recorded."""
     versions.update(store.story_versions())
     topics_key = hashlib.blake2b(
-        "\x1e".join(f"{t.slug}\x1f{t.query}" for t in config.topics).encode(),
+        "\x1e".join([classifier_fingerprint(), *(f"{t.slug}\x1f{t.query}"
+                                                 for t in config.topics)]).encode(),
         digest_size=8).hexdigest()
     recorded = store.story_feeds()
     result: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     stale: list[str] = []
     for story_id, version in versions.items():
         found = recorded.get(story_id)
-        if found is not None and found[0] == f"{version}:{topics_key}:{CLASSIFIER_VERSION}":
+        if found is not None and found[0] == f"{version}:{topics_key}":
             result[story_id] = (found[1], found[2])
         else:
             stale.append(story_id)
@@ -225,7 +235,7 @@ def _classify(store: SqlStore, config: Config, versions: dict[str, str],
             codes = story_countries(story)
             matched = tuple(topics_of(story, codes, config.topics))
             result[story_id] = (codes, matched)
-            key = f"{versions[story_id]}:{topics_key}:{CLASSIFIER_VERSION}"
+            key = f"{versions[story_id]}:{topics_key}"
             fresh[story_id] = (key, codes, matched)
     store.save_story_feeds(fresh)
     return result
