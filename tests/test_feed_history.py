@@ -286,3 +286,27 @@ def test_a_run_renders_only_the_subscription_documents_whose_stories_changed(
     eurojust = feedparser.parse((workspace.output / "eurojust.atom").read_bytes())
     assert eurojust.entries[0].title == "Eurojust supports a new case"
     assert "Eurojust supports a new case" in (workspace.output / "index.html").read_text()
+
+
+def test_publish_names_every_file_it_wrote_or_kept(workspace: Workspace) -> None:
+    import json
+
+    from aggregator.store import open_store
+
+    def recorded() -> set[str]:
+        store = open_store(f"sqlite:///{workspace.state}")
+        try:
+            return set(json.loads(store.get_meta("published") or "{}")["files"])
+        finally:
+            store.close()
+
+    history_workspace(workspace)
+    on_disk = set(snapshot(workspace.output))
+    assert recorded() == on_disk
+    # A run that keeps most documents as they were still names them all.
+    (workspace.seeds / "new.txt").write_text(
+        "Eurojust supports a new case\n\nSource: Eurojust\n\nA fresh text about a case "
+        "against counterfeit medicine, seen for the first time.\n", encoding="utf-8")
+    assert workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"}
+                         ).returncode == 0
+    assert recorded() == set(snapshot(workspace.output))
