@@ -111,7 +111,11 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
     # Pages list every subscription document: a feed added or gone changes them.
     shown = [salt, *(f"{t.name}\x1f{t.title}\x1f{t.kind}" for t in timelines),
              *(f"{a.slug}\x1f{a.name}\x1f{a.homepage}" for a in site.agencies.values())]
-    context = _Context(store, out_dir, recorded, "\x1e".join(shown), versions)
+    # A story gone from the front page is on its month's page: entries without a source
+    # link link there.
+    pages = {story_id: page.stem for page in histories[COMBINED].archives
+             for story_id in page.story_ids}
+    context = _Context(store, out_dir, recorded, "\x1e".join(shown), versions, pages)
     digests: dict[str, str] = {}
     unchanged: set[str] = set()
     for t in timelines:
@@ -120,8 +124,8 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
             t, t.name, history.newest_archive, None, history.current)
         links = HistoryLinks(prev_archive=history.newest_archive)
         # The combined feed's stories make the page too: it is always planned whole.
-        if t.kind != "combined" and context.kept(_plan(t, t.name, (), links).files, t.name,
-                                                 digest):
+        if t.kind != "combined" and context.kept(_plan(t, t.name, (), links, pages).files,
+                                                 t.name, digest):
             unchanged.add(t.name)
     current_ids = list(dict.fromkeys(i for t in timelines if t.name not in unchanged
                                      for i in histories[t.name].current))
@@ -129,7 +133,7 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
     feeds = [
         _plan(t, t.name, [] if t.name in unchanged else
               [loaded[i] for i in histories[t.name].current],
-              HistoryLinks(prev_archive=histories[t.name].newest_archive))
+              HistoryLinks(prev_archive=histories[t.name].newest_archive), pages)
         for t in timelines
     ]
     return Publication(feeds=feeds, archives=_archives(context, timelines, histories, digests),
@@ -143,12 +147,14 @@ class _Context:
     recorded: Mapping[str, str]
     salt: str
     versions: Mapping[str, str]
+    pages: Mapping[str, str]
 
     def digest(self, feed: FeedTimeline, stem: str, prev_archive: str | None,
                next_archive: str | None, story_ids: Sequence[str]) -> str:
         """A digest of everything a document shows."""
         parts = [self.salt, feed.name, feed.title, stem, prev_archive or "",
-                 next_archive or "", *(f"{i}:{self.versions[i]}" for i in story_ids)]
+                 next_archive or "",
+                 *(f"{i}:{self.versions[i]}:{self.pages.get(i, '')}" for i in story_ids)]
         return hashlib.blake2b("\x1e".join(parts).encode(), digest_size=16).hexdigest()
 
     def kept(self, files: Sequence[str], stem: str, digest: str) -> bool:
@@ -249,7 +255,7 @@ def _load(store: SqlStore, story_ids: Sequence[str]) -> dict[str, Story]:
 
 
 def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: HistoryLinks,
-          title_suffix: str = "") -> FeedPlan:
+          pages: Mapping[str, str], title_suffix: str = "") -> FeedPlan:
     if feed.restrict_to is not None:
         restricted = (s.for_agency(feed.restrict_to) for s in stories)
         stories = [s for s in restricted if s is not None]
@@ -257,6 +263,7 @@ def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: Hist
         name=name,
         title=feed.title + title_suffix, stories=stories, agency=feed.agency,
         kind=feed.kind, history=history, label=feed.label, description=feed.description,
+        pages=pages,
     )
 
 
@@ -285,4 +292,4 @@ def _archives(context: _Context, timelines: Sequence[FeedTimeline],
             links = HistoryLinks(archive=True, current=feed.name, prev_archive=page.prev_archive,
                                  next_archive=page.next_archive, month=month)
             yield _plan(feed, page.stem, [loaded[i] for i in page.story_ids], links,
-                        f" (archive of {month_name(month)})")
+                        context.pages, f" (archive of {month_name(month)})")

@@ -113,6 +113,9 @@ class FeedPlan:
     """A short name for lists (the page, OPML): `Cybercrime`, `Ukraine`."""
     description: str | None = None
     """The feed's subtitle, for topics and countries."""
+    pages: Mapping[str, str] = field(default_factory=dict)
+    """Story id -> the stem of the page showing the story, for stories no longer on
+    index.html (`archive/combined-2024-11`): where an entry without a source link links."""
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -221,6 +224,7 @@ def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> 
         files[page[0]] = render_index(
             archive.stories, feeds, site, older=archive.history.prev_archive,
             newer=archive.history.next_archive or "index", month=archive.history.month,
+            pages=archive.pages,
         )
     return files
 
@@ -263,15 +267,16 @@ def story_anchor(story: Story) -> str:
     return f"story-{story.story_id}"
 
 
-def story_link(story: Story, site: Site) -> str:
-    """The source's link (the canonical item's, else another member's), else the page."""
+def story_link(story: Story, site: Site, page: str = "index") -> str:
+    """The source's link (the canonical item's, else another member's), else the story on
+    the page (`page`: the stem of the page that shows it)."""
     for member in story.members:
         if member.link and member.agency == story.canonical.agency:
             return member.link
     for member in story.members:
         if member.link:
             return member.link
-    return site.url(f"index.html#{story_anchor(story)}")
+    return site.url(f"{page}.html#{story_anchor(story)}")
 
 
 def story_html(story: Story, site: Site) -> str:
@@ -407,7 +412,8 @@ def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
     entry.id(guid)
     entry.guid(guid, permalink=False)
     entry.title(xml_safe(canonical.title))
-    entry.link(href=story_link(story, site), rel="alternate", type="text/html")
+    entry.link(href=story_link(story, site, feed.pages.get(story.story_id, "index")),
+               rel="alternate", type="text/html")
     entry.published(story.published)
     entry.updated(story.updated)
     entry.content(story_html(story, site), type="html")
@@ -453,7 +459,7 @@ def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
     canonical = story.canonical
     return {
         "id": entry_id(story, feed),
-        "url": story_link(story, site),
+        "url": story_link(story, site, feed.pages.get(story.story_id, "index")),
         "title": xml_safe(canonical.title),
         "content_html": story_html(story, site),
         "date_published": story.published.isoformat(),
@@ -558,12 +564,14 @@ _PAGE_GROUPS: tuple[tuple[tuple[FeedKind, ...], str], ...] = (
 def render_index(
     stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site, *,
     older: str | None = None, newer: str | None = None, month: str | None = None,
+    pages: Mapping[str, str] | None = None,
 ) -> bytes:
     """The readable page of the combined stories, with feed autodiscovery links; with
     `month`, that month's archive page. `older` and `newer` are the stems of the pages
     before and after it (`index` for the front page)."""
     from markupsafe import Markup
 
+    pages = pages or {}
     groups = []
     for kinds, heading in _PAGE_GROUPS:
         # The combined feed first, then each group by the name a reader looks for.
@@ -580,7 +588,7 @@ def render_index(
         entries.append({
             "anchor": story_anchor(story),
             "title": canonical.title,
-            "link": story_link(story, site),
+            "link": story_link(story, site, pages.get(story.story_id, "index")),
             "agencies": [_agency_badge(site.agency(slug)) for slug in story.agencies],
             "date": _human_date(story.published),
             "datetime": story.published.isoformat(),

@@ -310,3 +310,20 @@ def test_publish_names_every_file_it_wrote_or_kept(workspace: Workspace) -> None
     assert workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"}
                          ).returncode == 0
     assert recorded() == set(snapshot(workspace.output))
+
+
+def test_every_entry_without_a_source_link_links_to_the_page_that_shows_it(
+    workspace: Workspace,
+) -> None:
+    history_workspace(workspace)
+    checked = 0
+    for path in sorted(workspace.output.rglob("*.atom")):
+        for entry in feedparser.parse(path.read_bytes()).entries:
+            page, _, anchor = entry.link.partition("#")
+            if not anchor:
+                continue
+            assert page.startswith(BASE), entry.link
+            shown = (workspace.output / page[len(BASE):]).read_text(encoding="utf-8")
+            assert f'id="{anchor}"' in shown, (path.name, entry.link)
+            checked += 1
+    assert checked > 40
