@@ -13,6 +13,7 @@ neither loaded nor rendered again.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from aggregator.config import Config, TopicConfig
 from aggregator.countries import COUNTRY_NAMES, story_countries
+from aggregator.fileio import write_many_if_changed
 from aggregator.history import ArchivePage, Dated, History, month_name, split_history
 from aggregator.model import Story
 from aggregator.publish import (
@@ -38,6 +40,27 @@ from aggregator.store import SqlStore
 
 _BATCH = 1000
 """Stories loaded from the store at a time."""
+DIGESTS_FILE = ".documents.json"
+"""In the output directory: the digest each document's files were written from. It lives
+with the files it describes (hidden, so never served): nodes sharing one store each keep
+their own output directory."""
+
+
+def recorded_digests(out_dir: Path) -> dict[str, str]:
+    """The digests recorded by the last publish into `out_dir` (none if unreadable)."""
+    try:
+        recorded = json.loads((out_dir / DIGESTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    return {str(k): str(v) for k, v in recorded.items()}
+
+
+def record_digests(out_dir: Path, digests: Mapping[str, str]) -> None:
+    """Record the digests of a finished publish (the file is left alone if they are equal)."""
+    data = json.dumps(dict(sorted(digests.items())), indent=0).encode() + b"\n"
+    write_many_if_changed({out_dir / DIGESTS_FILE: data})
 
 
 @dataclass(slots=True)

@@ -421,15 +421,15 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
         if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
             log.info("publish skipped: nothing changed since the last run")
             return (), len(last["files"])
-    from aggregator.catalog import plan_publication
+    from aggregator.catalog import plan_publication, record_digests, recorded_digests
 
     labels = store.agencies()
     site = publish.site_from_config(config, labels)
-    recorded = json.loads(store.get_meta("documents") or "{}")
     publication = plan_publication(store, config, site, sorted(labels), out_dir=out_dir,
-                                   recorded=recorded, salt=stamp.partition(":")[2])
+                                   recorded=recorded_digests(out_dir),
+                                   salt=stamp.partition(":")[2])
     result = publish.publish(publication.feeds, site, out_dir, publication.archives,
                              publication.unchanged)
-    store.set_meta("documents", json.dumps(publication.digests, sort_keys=True))
+    record_digests(out_dir, publication.digests)
     store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
     return result.written, result.unchanged
