@@ -2,12 +2,12 @@
 
 Combined, one per agency, one per configured topic, one per country with enough stories
 about it; each split (aggregator.history) into its subscription document and its monthly
-archives. The store is read in batches: a first pass places every story in its feeds,
-keeping only ids, dates and a digest of each story's content; then the subscription
-documents are loaded, and the archives one month at a time, as publishing asks for them, so
-a long history never sits in memory. An archive whose digest (its stories' contents, its
-links, the feeds and settings it shows) is the one recorded when its files were written is
-neither loaded nor rendered again.
+archives. Planning reads ids, dates and a version of each story from the store, and the
+countries and topics recorded for it (worked out again only for stories that changed); then
+the subscription documents are loaded, and the archives one month at a time, as publishing
+asks for them, so a long history never sits in memory. A document whose digest (its
+stories' versions, its links, the feeds and settings it shows) is the one recorded in the
+output directory when its files were written is neither loaded nor rendered again.
 """
 
 from __future__ import annotations
