@@ -19,6 +19,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from aggregator.errors import ConfigError
+from aggregator.query import QueryError, Term, parse_query
 
 DEFAULT_CONFIG_PATH = Path("config/aggregator.toml")
 CONFIG_ENV_VAR = "AGGREGATOR_CONFIG"
@@ -224,6 +225,24 @@ SourceConfig = SeedFileSource | FeedSource
 
 
 @dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A saved query published as its own feed (`topic-<slug>.atom`)."""
+
+    slug: str
+    title: str
+    query: str
+    """The query as written; `parsed` is its AST (aggregator.query)."""
+    parsed: Term
+
+
+@dataclass(frozen=True, slots=True)
+class CountriesConfig:
+    """Country feeds: one per country with at least `min_stories` stories about it."""
+
+    min_stories: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one aggregator instance."""
 
@@ -237,6 +256,8 @@ class Config:
     serve: ServeConfig = field(default_factory=ServeConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     websub: WebSubConfig = field(default_factory=WebSubConfig)
+    topics: tuple[TopicConfig, ...] = ()
+    countries: CountriesConfig = field(default_factory=CountriesConfig)
 
     @property
     def enabled_sources(self) -> tuple[SourceConfig, ...]:
@@ -301,6 +322,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     sources = _parse_sources(root.table_list("sources"), base, agencies)
     serve = _parse_serve(root.table("serve"))
     websub = _parse_websub(root.table("websub"))
+    topics = _parse_topics(root.table_list("topics"))
+    countries = _parse_countries(root.table("countries"))
     root.finish()
     return Config(
         path=path,
@@ -313,6 +336,8 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         serve=serve,
         fetch=fetch,
         websub=websub,
+        topics=topics,
+        countries=countries,
     )
 
 
@@ -501,6 +526,35 @@ def _parse_sources(
     return tuple(sources)
 
 
+def _parse_topics(tables: list[_Table]) -> tuple[TopicConfig, ...]:
+    topics: list[TopicConfig] = []
+    seen: set[str] = set()
+    for t in tables:
+        slug = t.string("slug")
+        if not _SLUG_RE.match(slug):
+            raise t.error("slug", "must be lowercase letters, digits and dashes")
+        if slug in seen:
+            raise t.error("slug", f"another topic already has the slug {slug!r}")
+        seen.add(slug)
+        title = t.string("title")
+        if not title.strip():
+            raise t.error("title", "must not be empty")
+        query = t.string("query")
+        try:
+            parsed = parse_query(query)
+        except QueryError as exc:
+            raise t.error("query", f"invalid query {query!r}: {exc}") from None
+        t.finish()
+        topics.append(TopicConfig(slug=slug, title=title, query=query, parsed=parsed))
+    return tuple(topics)
+
+
+def _parse_countries(t: _Table) -> CountriesConfig:
+    min_stories = t.integer("min_stories", CountriesConfig().min_stories, minimum=1)
+    t.finish()
+    return CountriesConfig(min_stories=min_stories)
+
+
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
@@ -645,7 +699,7 @@ class _Table:
         value = self._get(name)
         if value is None:
             return []
-        self._require(name, value, (list,), "an array of tables ([[sources]])")
+        self._require(name, value, (list,), f"an array of tables ([[{name}]])")
         tables = []
         for index, element in enumerate(value, start=1):
             # Numbered from 1, as a person counts the [[sources]] tables in the file.

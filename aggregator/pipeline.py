@@ -485,7 +485,8 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies', 'websub')}:"
+    stamp = (f"{store.generation()}:"
+             f"{config.fingerprint('output', 'agencies', 'websub', 'topics', 'countries')}:"
              f"{publish.renderer_fingerprint()}")
     recorded = store.get_meta("published")
     if recorded:
@@ -494,23 +495,18 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
                 and all((out_dir / n).is_file() for n in last["files"])):
             log.info("publish skipped: nothing changed since the last run")
             return (), len(last["files"])
+    from aggregator.catalog import plan_publication, record_digests, recorded_digests
+
     labels = store.agencies()
     # An agency whose items are all gone (its sources removed) keeps an empty feed.
     retired = sorted(_published_agencies(json.loads(recorded)) - set(labels)) if recorded else []
     site = publish.site_from_config(config, {**{slug: slug for slug in retired}, **labels})
-    limit = config.output.max_entries
-    feeds = [publish.FeedPlan(publish.COMBINED, config.output.title, store.top_stories(limit))]
-    for slug in sorted(labels):
-        agency = site.agency(slug)
-        feeds.append(publish.FeedPlan(
-            slug, f"{agency.name} — {config.output.title}",
-            store.top_stories(limit, agency=slug), agency,
-        ))
-    for slug in retired:
-        agency = site.agency(slug)
-        feeds.append(publish.FeedPlan(slug, f"{agency.name} — {config.output.title}", (),
-                                      agency, listed=False))
-    result = publish.publish(feeds, site, out_dir)
+    publication = plan_publication(store, config, site, sorted(labels), out_dir=out_dir,
+                                   recorded=recorded_digests(out_dir),
+                                   salt=stamp.partition(":")[2], retired=retired)
+    result = publish.publish(publication.feeds, site, out_dir, publication.archives,
+                             publication.unchanged)
+    record_digests(out_dir, publication.digests)
     store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files),
                                             "agencies": sorted({*labels, *retired})}))
     return result.written, result.unchanged

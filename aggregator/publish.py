@@ -1,9 +1,11 @@
 """Render stories as feeds and a page, and write the files that changed.
 
-Per agency and combined: Atom 1.0 and RSS 2.0 (feedgen), JSON Feed 1.1 for the combined
-stories, OPML of every feed, and index.html. Rendering is pure (stories in, bytes out) and
-reads no clock: feed-level dates come from the newest entry, so an unchanged run produces
-byte-identical files, which `fileio.write_if_changed` then leaves untouched.
+Combined, per agency, per topic and per country: Atom 1.0 and RSS 2.0 (feedgen), JSON Feed
+1.1 (all but the country feeds), their RFC 5005 monthly archives (Atom and RSS, and a page
+per month of the combined stories), OPML of every feed, grouped, and index.html. Rendering
+is pure (stories in, bytes out) and reads no clock: feed-level dates come from the newest
+entry, so an unchanged run produces byte-identical files, which `fileio.write_many_if_changed`
+then leaves untouched.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ import json
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aggregator.config import Config
 from aggregator.errors import PublishError
-from aggregator.fileio import write_if_changed
+from aggregator.fileio import write_many_if_changed
+from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.manifest import write_manifest
 from aggregator.markup import encode_html_urls, text_to_html, xml_safe
 from aggregator.model import StoredItem, Story
@@ -40,6 +43,17 @@ MEDIA_TYPES = {
     "rss": "application/rss+xml",
     "json": "application/feed+json",
 }
+FEED_HISTORY_NS = "http://purl.org/syndication/history/1.0"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+
+FeedKind = Literal["combined", "agency", "topic", "country"]
+FORMATS: dict[FeedKind, tuple[str, ...]] = {
+    "combined": ("atom", "rss", "json"),
+    "agency": ("atom", "rss", "json"),
+    "topic": ("atom", "rss", "json"),
+    "country": ("atom", "rss"),
+}
+"""The formats each kind of subscription document is published in; archives: Atom, RSS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +85,76 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryLinks:
+    """RFC 5005 links of a document, as file stems (`archive/combined-2024-11`)."""
+
+    archive: bool = False
+    """The document is an archive (`fh:archive`), not a subscription document."""
+    current: str | None = None
+    prev_archive: str | None = None
+    next_archive: str | None = None
+    month: str | None = None
+    """An archive's month, `YYYY-MM`."""
+
+    def links(self) -> list[tuple[str, str]]:
+        """(rel, stem) of every link to write."""
+        pairs = (("current", self.current), ("prev-archive", self.prev_archive),
+                 ("next-archive", self.next_archive))
+        return [(rel, stem) for rel, stem in pairs if stem is not None]
+
+
+@dataclass(frozen=True, slots=True)
 class FeedPlan:
-    """One feed to publish: the combined one (agency None) or one agency's."""
+    """One document to publish: a subscription document (combined, an agency's, a topic's,
+    a country's) or one month's archive of one."""
 
     name: str
+    """The file stem: `combined`, `nato`, `topic-cybercrime`, `archive/combined-2024-11`."""
     title: str
     stories: Sequence[Story]
     agency: Agency | None = None
     listed: bool = True
     """False for the feed of an agency with nothing left (its sources were removed): still
     published, empty and valid, for its subscribers, but no longer in the OPML or the page."""
+    kind: FeedKind = "combined"
+    history: HistoryLinks = field(default_factory=HistoryLinks)
+    label: str | None = None
+    """A short name for lists (the page, OPML): `Cybercrime`, `Ukraine`."""
+    description: str | None = None
+    """The feed's subtitle, for topics and countries."""
+    pages: Mapping[str, str] = field(default_factory=dict)
+    """Story id -> the stem of the page showing the story, for stories no longer on
+    index.html (`archive/combined-2024-11`): where an entry without a source link links."""
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats this document is published in."""
+        return ("atom", "rss") if self.history.archive else FORMATS[self.kind]
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The feed files of this document, one per format."""
+        return tuple(f"{self.name}.{fmt}" for fmt in self.formats)
+
+
+_WRITE_BATCH = 64
+_WRITE_BATCH_BYTES = 32_000_000
+"""Archive files are rendered up to this many (or bytes) before they are written together:
+syncing them together is much cheaper, and the bound keeps memory flat."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptFiles:
+    """Files whose inputs did not change since they were written: neither rendered nor
+    written again, but still part of the publication."""
+
+    files: tuple[str, ...]
+
+
+def archive_files(name: str, kind: FeedKind) -> tuple[str, ...]:
+    """The files of one archive: Atom, RSS, and for the combined feed the month's page."""
+    extensions = ("atom", "rss", "html") if kind == "combined" else ("atom", "rss")
+    return tuple(f"{name}.{ext}" for ext in extensions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,41 +167,84 @@ class PublishResult:
     unchanged: int
 
 
-def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path) -> PublishResult:
-    """Render every file, write those whose bytes changed, then list them in the manifest
-    (the files the server may serve)."""
-    files = render_all(feeds, site)
+def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
+            archives: Iterable[FeedPlan | KeptFiles] = (),
+            unchanged: frozenset[str] = frozenset()) -> PublishResult:
+    """Render every file and write those whose bytes changed.
+
+    `archives` may be a lazy iterable: each archive is rendered and written before the next
+    is asked for, so a long history never sits in memory whole; `KeptFiles` among them are
+    archives known to be unchanged, as are the feeds named in `unchanged`. The result names
+    every file of the publication, written or left as it was (paths relative to `out_dir`).
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"{out_dir}: cannot create the output directory: "
                            f"{exc.strerror}") from None
-    written = []
-    for name, data in files.items():
-        path = out_dir / name
-        if "/" in name:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise PublishError(f"{path.parent}: cannot create: {exc.strerror}") from None
-        if write_if_changed(path, data):
-            written.append(name)
-    write_manifest(out_dir, files)
+    names: list[str] = []
+    written: list[str] = []
+
+    def write(files: Mapping[str, bytes]) -> None:
+        names.extend(files)
+        changed = write_many_if_changed({out_dir / name: data for name, data in files.items()})
+        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
+
+    write(render_all(feeds, site, unchanged))
+    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
+    batch: dict[str, bytes] = {}
+    for archive in archives:
+        if isinstance(archive, KeptFiles):
+            names.extend(archive.files)
+            continue
+        try:
+            (out_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise PublishError(f"{out_dir / ARCHIVE_DIR}: cannot create: "
+                               f"{exc.strerror}") from None
+        batch.update(render_archive(archive, feeds, site))
+        if len(batch) >= _WRITE_BATCH or sum(map(len, batch.values())) >= _WRITE_BATCH_BYTES:
+            write(batch)
+            batch = {}
+    write(batch)
+    # The manifest lists what the server may serve: every file of this publication.
+    write_manifest(out_dir, names)
     return PublishResult(
-        files=tuple(files), written=tuple(written), unchanged=len(files) - len(written)
+        files=tuple(names), written=tuple(written), unchanged=len(names) - len(written)
     )
 
 
-def render_all(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
-    """Every output file's name and bytes (pure)."""
+def render_all(feeds: Sequence[FeedPlan], site: Site,
+               unchanged: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """Every subscription document's (but the `unchanged` ones'), the OPML's and the page's
+    name and bytes (pure)."""
     files: dict[str, bytes] = {}
     for feed in feeds:
+        if feed.name in unchanged:
+            continue
         files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = render_atom_and_rss(feed, site)
-        if feed.agency is None:
+        if "json" in feed.formats:
             files[f"{feed.name}.json"] = render_json(feed, site)
     files["feeds.opml"] = render_opml(feeds, site)
-    combined = next((f for f in feeds if f.agency is None), None)
-    files["index.html"] = render_index(combined.stories if combined else (), feeds, site)
+    combined = next((f for f in feeds if f.kind == "combined"), None)
+    files["index.html"] = render_index(
+        combined.stories if combined else (), feeds, site,
+        older=combined.history.prev_archive if combined else None,
+    )
+    return files
+
+
+def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+    """One month's archive documents (pure): Atom, RSS and, for the combined feed, a page."""
+    atom, rss, *page = archive_files(archive.name, archive.kind)
+    files: dict[str, bytes] = {}
+    files[atom], files[rss] = render_atom_and_rss(archive, site)
+    if page:
+        files[page[0]] = render_index(
+            archive.stories, feeds, site, older=archive.history.prev_archive,
+            newer=archive.history.next_archive or "index", month=archive.history.month,
+            pages=archive.pages,
+        )
     return files
 
 
@@ -170,15 +287,16 @@ def story_anchor(story: Story) -> str:
     return f"story-{story.story_id}"
 
 
-def story_link(story: Story, site: Site) -> str:
-    """The source's link (the canonical item's, else another member's), else the page."""
+def story_link(story: Story, site: Site, page: str = "index") -> str:
+    """The source's link (the canonical item's, else another member's), else the story on
+    the page (`page`: the stem of the page that shows it)."""
     for member in story.members:
         if member.link and member.agency == story.canonical.agency:
             return encode_url(member.link)
     for member in story.members:
         if member.link:
             return encode_url(member.link)
-    return site.url(f"index.html#{story_anchor(story)}")
+    return site.url(f"{page}.html#{story_anchor(story)}")
 
 
 def story_html(story: Story, site: Site) -> str:
@@ -236,9 +354,12 @@ def _feedgen() -> Any:
 def _generator(feed: FeedPlan, site: Site) -> Any:
     fg = _feedgen()()
     fg.load_extension("dc", atom=False, rss=True)
-    if site.hubs:
+    if _hubs(feed, site):
         fg.register_extension("websub", _websub_extension(), atom=False, rss=True)
-        fg.websub.hubs = site.hubs
+        fg.websub.hubs = _hubs(feed, site)
+    if feed.history.archive or feed.history.links():
+        fg.register_extension("fh", _feed_history_extension(), None, atom=True, rss=True)
+        fg.fh.set_history(feed.history, site)
     fg.id(site.url(f"{feed.name}.atom"))
     fg.title(xml_safe(feed.title))
     fg.subtitle(_subtitle(feed, site))
@@ -255,12 +376,17 @@ def _generator(feed: FeedPlan, site: Site) -> Any:
     return fg
 
 
+def _hubs(feed: FeedPlan, site: Site) -> tuple[str, ...]:
+    """The WebSub hubs a document advertises: an archive is no subscription topic."""
+    return () if feed.history.archive else tuple(site.hubs)
+
+
 def _links(fg: Any, feed: FeedPlan, site: Site, fmt: str) -> None:
     """The feed's self link (to this format's file), its alternate (the page) and its
     WebSub hubs (Atom; RSS gets them from the `websub` extension)."""
     fg.link(href=site.url(f"{feed.name}.{fmt}"), rel="self", type=MEDIA_TYPES[fmt],
             replace=True)
-    for hub in site.hubs:
+    for hub in _hubs(feed, site):
         fg.link(href=hub, rel="hub")
     # Last: feedgen takes the last link as the RSS channel's <link>.
     fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
@@ -289,7 +415,46 @@ def _websub_extension() -> type:
     return WebSubExtension
 
 
+def _feed_history_extension() -> type:
+    """A feedgen extension writing RFC 5005 markup: `fh:archive` and the archive links (as
+    atom:link in RSS, where feedgen writes only the self link)."""
+    from lxml import etree  # type: ignore[import-untyped]
+
+    class FeedHistoryExtension:
+        def __init__(self) -> None:
+            self._history = HistoryLinks()
+            self._site: Site | None = None
+
+        def set_history(self, history: HistoryLinks, site: Site) -> None:
+            self._history, self._site = history, site
+
+        def extend_ns(self) -> dict[str, str]:
+            return {"fh": FEED_HISTORY_NS}
+
+        def _add(self, parent: Any, fmt: str) -> None:
+            assert self._site is not None
+            if self._history.archive:
+                etree.SubElement(parent, f"{{{FEED_HISTORY_NS}}}archive")
+            # feedgen writes Atom's own elements unqualified (under a plain xmlns attribute).
+            tag = "link" if fmt == "atom" else f"{{{ATOM_NS}}}link"
+            for rel, stem in self._history.links():
+                etree.SubElement(parent, tag, rel=rel, href=self._site.url(f"{stem}.{fmt}"),
+                                 type=MEDIA_TYPES[fmt])
+
+        def extend_atom(self, feed: Any) -> Any:
+            self._add(feed, "atom")
+            return feed
+
+        def extend_rss(self, feed: Any) -> Any:
+            self._add(feed[0], "rss")
+            return feed
+
+    return FeedHistoryExtension
+
+
 def _subtitle(feed: FeedPlan, site: Site) -> str:
+    if feed.description is not None:
+        return xml_safe(feed.description)
     if feed.agency is None:
         return "The news of every agency, one entry per story, duplicates merged."
     return xml_safe(f"The news of {feed.agency.name}, one entry per story.")
@@ -302,7 +467,8 @@ def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
     entry.id(guid)
     entry.guid(guid, permalink=False)
     entry.title(xml_safe(canonical.title))
-    entry.link(href=story_link(story, site), rel="alternate", type="text/html")
+    entry.link(href=story_link(story, site, feed.pages.get(story.story_id, "index")),
+               rel="alternate", type="text/html")
     entry.published(story.published)
     entry.updated(story.updated)
     entry.content(story_html(story, site), type="html")
@@ -350,7 +516,7 @@ def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
     canonical = story.canonical
     return {
         "id": entry_id(story, feed),
-        "url": story_link(story, site),
+        "url": story_link(story, site, feed.pages.get(story.story_id, "index")),
         "title": xml_safe(canonical.title),
         "content_html": story_html(story, site),
         "date_published": story.published.isoformat(),
@@ -385,26 +551,44 @@ def _json_author(agency: Agency) -> dict[str, str]:
 # -- OPML ---------------------------------------------------------------------------------
 
 
+_GROUPS: tuple[tuple[FeedKind, str], ...] = (
+    ("agency", "Agencies"), ("topic", "Topics"), ("country", "Countries"),
+)
+"""OPML outline groups, in order; the combined feed stands first, outside them."""
+
+
 def render_opml(feeds: Sequence[FeedPlan], site: Site) -> bytes:
-    """OPML 2.0 listing every published Atom feed (RSS twins in the same outline)."""
+    """OPML 2.0 listing every published Atom feed, grouped: agencies, topics, countries."""
     opml = ET.Element("opml", version="2.0")
     head = ET.SubElement(opml, "head")
     ET.SubElement(head, "title").text = xml_safe(site.title)
     body = ET.SubElement(opml, "body")
-    for feed in (f for f in feeds if f.listed):
-        ET.SubElement(
-            body,
-            "outline",
-            type="rss",
-            text=xml_safe(feed.title),
-            title=xml_safe(feed.title),
-            xmlUrl=site.url(f"{feed.name}.atom"),
-            htmlUrl=(encode_url(feed.agency.homepage) if feed.agency and feed.agency.homepage
-                     else site.url("index.html")),
-        )
+    for feed in feeds:
+        if feed.kind == "combined" and feed.listed:
+            _opml_outline(body, feed, site)
+    for kind, heading in _GROUPS:
+        members = [feed for feed in feeds if feed.kind == kind and feed.listed]
+        if not members:
+            continue
+        group = ET.SubElement(body, "outline", text=heading, title=heading)
+        for feed in members:
+            _opml_outline(group, feed, site)
     ET.indent(opml)
     document: bytes = ET.tostring(opml, encoding="UTF-8", xml_declaration=True)
     return document + b"\n"
+
+
+def _opml_outline(parent: ET.Element, feed: FeedPlan, site: Site) -> None:
+    ET.SubElement(
+        parent,
+        "outline",
+        type="rss",
+        text=xml_safe(feed.title),
+        title=xml_safe(feed.title),
+        xmlUrl=site.url(f"{feed.name}.atom"),
+        htmlUrl=(encode_url(feed.agency.homepage) if feed.agency and feed.agency.homepage
+                 else site.url("index.html")),
+    )
 
 
 # -- index.html ---------------------------------------------------------------------------
@@ -429,28 +613,30 @@ enough to judge a story, short enough to skim, and never a dateline alone."""
 _FORMAT_NAMES = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 
 
-def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site) -> bytes:
-    """The readable page of the combined stories, with feed autodiscovery links."""
+_PAGE_GROUPS: tuple[tuple[tuple[FeedKind, ...], str], ...] = (
+    (("combined", "agency"), "Agencies"), (("topic",), "Topics"), (("country",), "Countries"),
+)
+
+
+def render_index(
+    stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site, *,
+    older: str | None = None, newer: str | None = None, month: str | None = None,
+    pages: Mapping[str, str] | None = None,
+) -> bytes:
+    """The readable page of the combined stories, with feed autodiscovery links; with
+    `month`, that month's archive page. `older` and `newer` are the stems of the pages
+    before and after it (`index` for the front page)."""
     from markupsafe import Markup
 
-    subscriptions = []
-    # The combined feed first, then the agencies by the name a reader looks for.
-    ordered = sorted((f for f in feeds if f.listed), key=lambda f: (f.agency is not None,
-                                           f.agency.name.casefold() if f.agency else ""))
-    for feed in ordered:
-        formats = ("atom", "rss", "json") if feed.agency is None else ("atom", "rss")
-        subscriptions.append({
-            "label": feed.agency.name if feed.agency else "All agencies",
-            "links": [
-                {
-                    "name": _FORMAT_NAMES[fmt],
-                    "media_type": MEDIA_TYPES[fmt],
-                    "title": f"{feed.title} ({_FORMAT_NAMES[fmt]})",
-                    "url": site.url(f"{feed.name}.{fmt}"),
-                }
-                for fmt in formats
-            ],
-        })
+    pages = pages or {}
+    groups = []
+    for kinds, heading in _PAGE_GROUPS:
+        # The combined feed first, then each group by the name a reader looks for.
+        members = sorted((f for f in feeds if f.kind in kinds and f.listed),
+                         key=lambda f: (f.kind != "combined", _feed_label(f).casefold()))
+        if members:
+            groups.append({"heading": heading, "feeds": [_subscription(f, site)
+                                                         for f in members]})
     entries = []
     for story in stories:
         canonical = story.canonical
@@ -459,7 +645,7 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
         entries.append({
             "anchor": story_anchor(story),
             "title": canonical.title,
-            "link": story_link(story, site),
+            "link": story_link(story, site, pages.get(story.story_id, "index")),
             "agencies": [_agency_badge(site.agency(slug)) for slug in story.agencies],
             "date": _human_date(story.published),
             "datetime": story.published.isoformat(),
@@ -477,17 +663,48 @@ def render_index(stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site
             ],
         })
     updated = _feed_updated(stories)
+    title_month = month_name(month) if month else None
     page = _template().render(
         title=site.title,
         description="News of security and justice agencies, one entry per story.",
         home=site.url("index.html"),
         opml=site.url("feeds.opml"),
-        subscriptions=subscriptions,
+        groups=groups,
+        subscriptions=[feed for group in groups for feed in group["feeds"]],
+        month=title_month,
+        older=site.url(f"{older}.html") if older else None,
+        older_name=month_name(older[-7:]) if older else None,
+        newer=site.url(f"{newer}.html") if newer else None,
+        newer_name=(month_name(newer[-7:]) if newer and newer != "index"
+                    else "the newest stories"),
         stories=entries,
         updated=_human_date(updated),
         updated_datetime=updated.isoformat(),
     )
     return str(page).encode()
+
+
+def _feed_label(feed: FeedPlan) -> str:
+    if feed.label:
+        return feed.label
+    if feed.agency:
+        return feed.agency.name
+    return "All agencies"
+
+
+def _subscription(feed: FeedPlan, site: Site) -> dict[str, Any]:
+    return {
+        "label": _feed_label(feed),
+        "links": [
+            {
+                "name": _FORMAT_NAMES[fmt],
+                "media_type": MEDIA_TYPES[fmt],
+                "title": f"{feed.title} ({_FORMAT_NAMES[fmt]})",
+                "url": site.url(f"{feed.name}.{fmt}"),
+            }
+            for fmt in feed.formats
+        ],
+    }
 
 
 def _lead_size(paragraphs: Sequence[str]) -> int:

@@ -222,7 +222,10 @@ class PublishedFiles:
         suffix = os.path.splitext(name)[1]
         content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
         path = os.path.join(self._dir, name)
+        folder = name.rpartition("/")[0]
         try:
+            if folder and not stat.S_ISDIR(os.lstat(os.path.join(self._dir, folder)).st_mode):
+                return None  # a symlinked directory could lead anywhere
             info = os.lstat(path)  # lstat: a symlink is never followed out of the directory
         except OSError:
             self._files.pop(name, None)
@@ -335,7 +338,9 @@ class Endpoints:
 
     async def published(self, request: Request) -> Response:
         """A published file (`/` is index.html), with validators, gzip and 304s."""
-        name = request.path_params.get("name", "index.html")
+        return self._serve(request, request.path_params.get("name", "index.html"))
+
+    def _serve(self, request: Request, name: str) -> Response:
         cached = self.files.get(name)
         if cached is None:
             return PlainTextResponse("not found\n", status_code=404)

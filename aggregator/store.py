@@ -178,7 +178,6 @@ def _add_websub_subscriptions(conn: Connection) -> None:
     websub_subscriptions.create(conn, checkfirst=True)
 
 
-
 tombstones = sa.Table(
     "tombstones",
     metadata,
@@ -195,10 +194,27 @@ def _add_tombstones(conn: Connection) -> None:
     tombstones.create(conn, checkfirst=True)
 
 
+story_feeds = sa.Table(
+    "story_feeds",
+    metadata,
+    sa.Column("story_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("countries", sa.Text, nullable=False),
+    sa.Column("topics", sa.Text, nullable=False),
+)
+"""Feed history (issue 13): the countries and topics each story was last found to belong to,
+under the key (story version, topics, classifier) they were computed for."""
+
+
+def _add_story_feeds(conn: Connection) -> None:
+    story_feeds.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_initial_schema,
     _add_websub_subscriptions,
     _add_tombstones,
+    _add_story_feeds,
 )
 """Schema steps in order; the store's version is how many have been applied. Append only."""
 
@@ -329,6 +345,14 @@ class Store(Protocol):
     def forgotten(self, found: Sequence[Item]) -> list[bool]: ...
     def find_items(self, reference: str) -> list[StoredItem]: ...
     def find_story_ids(self, reference: str) -> list[str]: ...
+    # feed history (issue 13)
+    def story_timeline(self) -> list[tuple[str, datetime]]: ...
+    def agency_timeline(self) -> list[tuple[str, str, datetime]]: ...
+    def story_versions(self) -> dict[str, str]: ...
+    def stories(self, story_ids: Sequence[str]) -> dict[str, Story]: ...
+    def story_feeds(self) -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]: ...
+    def save_story_feeds(
+        self, rows: Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]]) -> None: ...
 
 
 def open_store(url: str) -> SqlStore:
@@ -865,6 +889,72 @@ class SqlStore:
                     for r in rows
                 )
         return list({(n.item_id, n.other_item_id): n for n in result}.values())
+
+    # -- feed history (issue 13): every story, for topic, country and archive feeds -------
+
+    def story_timeline(self) -> list[tuple[str, datetime]]:
+        """Every story's id and date in the combined feed's order: newest first, ties by id."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(stories.c.story_id, stories.c.published).order_by(
+                    stories.c.published.desc(), stories.c.story_id))
+            return [(row.story_id, row.published) for row in rows]
+
+    def agency_timeline(self) -> list[tuple[str, str, datetime]]:
+        """(agency, story id, date of the agency's reports) in each agency feed's order."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(story_agencies).order_by(
+                    story_agencies.c.agency, story_agencies.c.published.desc(),
+                    story_agencies.c.story_id))
+            return [(row.agency, row.story_id, row.published) for row in rows]
+
+    def story_versions(self) -> dict[str, str]:
+        """Every story's version: a digest of its canonical item and its members' digests,
+        which changes whenever anything published of the story does."""
+        members: dict[str, list[str]] = defaultdict(list)
+        with self._tx() as conn:
+            canonical = {row.story_id: row.canonical_item_id for row in conn.execute(
+                sa.select(stories.c.story_id, stories.c.canonical_item_id))}
+            for row in conn.execute(
+                sa.select(items.c.story_id, items.c.item_id, items.c.digest)
+                .where(items.c.story_id.is_not(None))
+            ):
+                members[row.story_id].append(f"{row.item_id}={row.digest}")
+        versions = {}
+        for story_id, head in canonical.items():
+            blob = "|".join([head, *sorted(members.get(story_id, ()))]).encode()
+            versions[story_id] = hashlib.blake2b(blob, digest_size=12).hexdigest()
+        return versions
+
+    def story_feeds(self) -> dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        """Each story's recorded (key, countries, topics)."""
+        with self._tx() as conn:
+            return {
+                row.story_id: (row.key, tuple(row.countries.split()), tuple(row.topics.split()))
+                for row in conn.execute(sa.select(story_feeds))
+            }
+
+    def save_story_feeds(
+        self, rows: Mapping[str, tuple[str, tuple[str, ...], tuple[str, ...]]]
+    ) -> None:
+        """Record stories' (key, countries, topics), replacing what was recorded."""
+        if not rows:
+            return
+        with self._tx() as conn:
+            for chunk in _chunks(sorted(rows)):
+                conn.execute(story_feeds.delete().where(story_feeds.c.story_id.in_(chunk)))
+                conn.execute(story_feeds.insert(), [
+                    {"story_id": story_id, "key": rows[story_id][0],
+                     "countries": " ".join(rows[story_id][1]),
+                     "topics": " ".join(rows[story_id][2])}
+                    for story_id in chunk
+                ])
+
+    def stories(self, story_ids: Sequence[str]) -> dict[str, Story]:
+        """Stories by id, whole (ids of no story are left out)."""
+        with self._tx() as conn:
+            return self._load_stories(conn, story_ids)
 
     def _load_stories(self, conn: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
         memberships = self._memberships(conn, story_ids)

@@ -34,7 +34,9 @@ def test_bundled_seeds_publish_the_golden_files(workspace: Workspace) -> None:
     result = workspace.run("--once")
     assert result.returncode == 0, result.stderr
     files = workspace.output_files()
-    assert set(files) == {*FEED_FILES, "combined.json", "feeds.opml", "index.html"}
+    json_files = {f"{slug}.json" for slug in ("combined", "nato", "europol", "eurojust",
+                                                 "interpol", "jcs")}
+    assert set(files) == {*FEED_FILES, *json_files, "feeds.opml", "index.html"}
     if UPDATE_GOLDEN:
         GOLDEN.mkdir(parents=True, exist_ok=True)
         for name, path in files.items():
@@ -49,7 +51,7 @@ def test_summary_line_and_story_counts(workspace: Workspace) -> None:
     result = workspace.run("--once")
     assert result.returncode == 0
     assert re.search(r"^aggregate: 2 sources ok, 0 failed; 20 items \(20 new, 0 updated\); "
-                     r"19 stories; 15 files written, 0 unchanged; \d+\.\d\ds$",
+                     r"19 stories; 20 files written, 0 unchanged; \d+\.\d\ds$",
                      result.stderr, re.MULTILINE), result.stderr
     combined = json.loads((workspace.output / "combined.json").read_text())
     assert len(combined["items"]) == 19
@@ -92,7 +94,7 @@ def test_rerun_writes_nothing_and_keeps_ids(workspace: Workspace) -> None:
     ids = story_ids(workspace)
     rerun = workspace.run("--once", env={"AGGREGATOR_NOW": "2026-11-30T09:00:00Z"})
     assert rerun.returncode == 0
-    assert "0 files written, 15 unchanged" in rerun.stderr
+    assert "0 files written, 20 unchanged" in rerun.stderr
     after = {n: (p.stat().st_mtime_ns, p.read_bytes()) for n, p in workspace.output_files().items()}
     assert after == before
     assert story_ids(workspace) == ids
