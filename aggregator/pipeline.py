@@ -24,7 +24,7 @@ from aggregator.errors import SourceError, StoreError
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
-from aggregator.store import SourceState, SqlStore, StoryPlan, open_store
+from aggregator.store import SourceState, Store, StoryPlan, open_store
 
 if TYPE_CHECKING:
     from aggregator import dedup
@@ -61,7 +61,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     # Whole seconds: first-seen times are published, and sub-second noise helps nobody.
     started = (now or clock.now()).replace(microsecond=0)
     timer = time.perf_counter()
-    store = open_store(config.store.url)
+    store: Store = open_store(config.store.url)
     try:
         progress = _Progress()
         read_digest = config.fingerprint("agencies")
@@ -92,7 +92,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
 
 
 def _due_jobs(
-    store: SqlStore, config: Config, read_digest: str, now: datetime, progress: _Progress
+    store: Store, config: Config, read_digest: str, now: datetime, progress: _Progress
 ) -> list[ReadJob]:
     """The units to read this run; units not due are reported as skipped (or still failing)."""
     units: list[SourceUnit] = []
@@ -136,7 +136,7 @@ def _failing_note(state: SourceState) -> str:
 
 
 def _read(
-    store: SqlStore, config: Config, jobs: Sequence[ReadJob], read_digest: str,
+    store: Store, config: Config, jobs: Sequence[ReadJob], read_digest: str,
     now: datetime, progress: _Progress,
 ) -> None:
     """Read every job and store what it gave.
@@ -177,7 +177,7 @@ def _expected_work(job: ReadJob) -> int:
 
 
 def _handle_outcome(
-    store: SqlStore, outcome: ReadOutcome, read_digest: str, now: datetime,
+    store: Store, outcome: ReadOutcome, read_digest: str, now: datetime,
     progress: _Progress,
 ) -> SourceState | None:
     """Record a failure or an unchanged unit; for a unit with items, the state to save once
@@ -264,7 +264,7 @@ class _Preparation:
             return _Done(outcome, new_state, None, exc)
 
 
-def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Progress) -> None:
+def _store_prepared(store: Store, done: _Done, now: datetime, progress: _Progress) -> None:
     """Store a unit's prepared items; a failure is recorded in its state and reported."""
     unit, state = done.outcome.job.unit, done.outcome.job.state
     prepared = done.prepared
@@ -302,7 +302,7 @@ def _with_id(features: Any, item_id: str) -> dedup.Features:
 
 
 def _deduplicate(
-    store: SqlStore, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
+    store: Store, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
 ) -> None:
     """Place new items in stories (their features `fresh` from this run, or from the store
     for items an interrupted run left unplaced); re-rank the stories of edited items."""
@@ -348,7 +348,7 @@ def _deduplicate(
               clustered - loaded, time.perf_counter() - clustered)
 
 
-def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
+def _analyse(store: Store, item_ids: Sequence[str]) -> list[dedup.Features]:
     """Dedup features of stored items (edited ones, or an older run's), read in batches."""
     from aggregator import dedup
 
@@ -367,7 +367,7 @@ class _Neighbourhood:
 
 
 def _known_neighbourhood(
-    store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
+    store: Store, config: Config, new_features: Sequence[dedup.Features]
 ) -> _Neighbourhood:
     """Stored items that may report the same story as a new item, with their stories."""
     from aggregator import dedup
@@ -396,7 +396,7 @@ def _known_neighbourhood(
     )
 
 
-def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
+def _load_features(store: Store, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
     """Stored features of items, analysing again any that have none (an older run's items)."""
     from aggregator import dedup
 
@@ -407,7 +407,7 @@ def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.
     return result
 
 
-def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
+def _publish(store: Store, config: Config) -> tuple[tuple[str, ...], int]:
     """Publish unless the store and the output settings are as they were last time."""
     from aggregator import publish
 

@@ -1,0 +1,45 @@
+"""State that outlives a run: items with stable ids, stories, fetch state, dedup index.
+
+SQLAlchemy Core behind the narrow `Store` protocol; one schema and one code path for SQLite
+(the embedded default) and PostgreSQL (by URL). The parts, one module each: `schema`
+(tables and migrations), `sources` (fetch state), `items`, `stories`, `index` (the dedup
+index); `api` holds the protocol and its values. Which stored item a found item is, and the
+ids of items and stories, are decided by the pure `aggregator.identity`.
+"""
+
+from __future__ import annotations
+
+from aggregator.store.api import (
+    Candidates,
+    ReconcileResult,
+    SourceState,
+    Store,
+    StoryPlan,
+)
+from aggregator.store.engine import SqlBase
+from aggregator.store.index import DedupIndex, key_hash
+from aggregator.store.items import ItemTables
+from aggregator.store.schema import MIGRATIONS
+from aggregator.store.sources import SourceTables
+from aggregator.store.stories import StoryTables
+
+__all__ = [
+    "MIGRATIONS",
+    "Candidates",
+    "ReconcileResult",
+    "SourceState",
+    "SqlStore",
+    "Store",
+    "StoryPlan",
+    "key_hash",
+    "open_store",
+]
+
+
+class SqlStore(SourceTables, ItemTables, StoryTables, DedupIndex, SqlBase):
+    """The SQLAlchemy implementation of `Store` (SQLite or PostgreSQL)."""
+
+
+def open_store(url: str) -> SqlStore:
+    """Open (creating and migrating as needed) the store at a SQLAlchemy URL."""
+    return SqlStore(url)
