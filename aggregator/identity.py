@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,3 +156,18 @@ def digest(item: Item) -> str:
     """Fingerprint of everything published about an item: equal digests, nothing to update."""
     blob = json.dumps([str(getattr(item, name)) for name in _DIGESTED], ensure_ascii=False)
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def settle_story_ids(
+    members: Mapping[str, tuple[str, ...]], known: Iterable[str],
+    own_dates: Mapping[str, datetime | None],
+) -> dict[str, tuple[str, ...]]:
+    """Dedup's memberships with every story the store does not hold yet (`known` are the
+    ones it does, whose ids are published and never change) under the id its members give
+    by `story_id_of`, so the id does not depend on which member a run placed first."""
+    kept = set(known)
+    return {
+        (story_id if story_id in kept else
+         story_id_of(MemberDate(i, own_dates.get(i)) for i in ids)): ids
+        for story_id, ids in members.items()
+    }

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aggregator import clock, workers
+from aggregator import clock, identity, workers
 from aggregator.config import Config
 from aggregator.errors import SourceError, StoreError
 from aggregator.model import RawItem, RunResult, SourceReport
@@ -69,7 +69,9 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
         _read(store, config, jobs, read_digest, started, progress)
         store.save_source_states(progress.unchanged_states)
         read_at = time.perf_counter()
-        _deduplicate(store, config, progress.changed, progress.fresh)
+        # One node at a time places new items into stories (the store's advisory lock).
+        with store.placement_lock():
+            _deduplicate(store, config, progress.changed, progress.fresh)
         dedup_at = time.perf_counter()
         written, unchanged = _publish(store, config)
         items_total, stories_total = store.counts()
@@ -321,7 +323,11 @@ def _deduplicate(
         common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
     )
     clustered = time.perf_counter()
-    members = dict(clustering.members)
+    # A new story's id follows from its members by a rule on content and dates
+    # (identity.settle_story_ids); stories the store holds keep the ids they have.
+    new_members = [i for ids in clustering.members.values() for i in ids]
+    members = identity.settle_story_ids(clustering.members, neighbourhood.stories,
+                                        store.own_dates(new_members))
     analysed = list(new_features)
     pending_ids = set(pending)
     edited = [i for i in changed if i not in pending_ids]

@@ -29,6 +29,8 @@ class SqlBase:
         self._engine = self._connect(url)
         try:
             with self._engine.begin() as conn:
+                # Two nodes starting on an empty database must not both create the tables.
+                advisory_lock(conn, "migrate")
                 migrate(conn, safe_url(url))
         except sa.exc.SQLAlchemyError as exc:
             self._engine.dispose()
@@ -62,6 +64,33 @@ class SqlBase:
                 yield conn
         except sa.exc.OperationalError as exc:
             raise StoreError(f"{safe_url(self.url)}: {reason(exc)}") from None
+
+    @contextmanager
+    def placement_lock(self) -> Iterator[None]:
+        """Hold the lock under which new items are placed into stories, so two nodes never
+        found two stories for one event. PostgreSQL: a session advisory lock, released by
+        the server if the process dies. SQLite: nothing to do (one process per file)."""
+        if self._engine.dialect.name != "postgresql":
+            yield
+            return
+        name = {"name": "newswire:placement:"}
+        try:
+            conn = self._engine.connect()
+            conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:name || current_schema()))"),
+                         name)
+            conn.commit()
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"{safe_url(self.url)}: {reason(exc)}") from None
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_unlock(hashtext(:name || current_schema()))"),
+                    name)
+                conn.commit()
+            finally:
+                conn.close()
 
     def schema_version(self) -> int:
         """The schema version the store is at."""
@@ -132,16 +161,54 @@ def reason(exc: sa.exc.SQLAlchemyError) -> str:
 
 
 def set_meta_row(conn: Connection, key: str, value: str) -> None:
-    updated = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
-    if updated.rowcount == 0:
-        conn.execute(meta.insert().values(key=key, value=value))
+    """Insert or replace a setting, safe when two nodes write it at once."""
+    statement = dialect_insert(conn, meta).values(key=key, value=value)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[meta.c.key], set_={"value": statement.excluded.value}))
 
 
 def bump_generation(conn: Connection) -> int:
-    current = conn.execute(sa.select(meta.c.value).where(meta.c.key == "generation")).scalar()
-    new = (int(current) if current else 0) + 1
-    set_meta_row(conn, "generation", str(new))
-    return new
+    """Add one to the change counter, atomically (two nodes' changes are two steps)."""
+    conn.execute(dialect_insert(conn, meta).values(key="generation", value="0")
+                 .on_conflict_do_nothing(index_elements=[meta.c.key]))
+    conn.execute(meta.update().where(meta.c.key == "generation").values(
+        value=sa.cast(sa.cast(meta.c.value, sa.BigInteger) + 1, sa.Text)))
+    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "generation")).scalar_one()
+    return int(value)
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses (SQLite and PostgreSQL have both)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+def insert_ignoring_conflicts(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], key: str
+) -> list[Any]:
+    """Insert the rows whose `key` is not taken yet; return the keys actually inserted."""
+    if not rows:
+        return []
+    statement = (dialect_insert(conn, table).on_conflict_do_nothing(index_elements=[key])
+                 .returning(table.c[key]))
+    return list(conn.execute(statement, list(rows)).scalars())
+
+
+def advisory_lock(conn: Connection, name: str) -> None:
+    """On PostgreSQL, wait for the named lock, held until `conn`'s transaction ends.
+
+    Keyed by the schema too, so stores in different schemas of one database never wait on
+    each other. SQLite needs none: a state file has one process (the CLI locks it).
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name || current_schema()))"),
+                 {"name": f"newswire:{name}:"})
 
 
 def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

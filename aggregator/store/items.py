@@ -13,7 +13,7 @@ from aggregator import identity
 from aggregator.identity import StoredIdentity, content_key
 from aggregator.model import Item, StoredItem
 from aggregator.store.api import ReconcileResult
-from aggregator.store.engine import SqlBase, bump_generation, chunks
+from aggregator.store.engine import SqlBase, bump_generation, chunks, insert_ignoring_conflicts
 from aggregator.store.schema import items, stories
 
 
@@ -49,9 +49,14 @@ class ItemTables(SqlBase):
                         unmatched.remove(index)
             new_rows, changed_rows, touched_present = [], [], []
             changed_ids: list[str] = []
-            new_ids = self._new_ids(conn, [found[i] for i in unmatched])
-            for index, item_id in zip(unmatched, new_ids, strict=True):
-                new_rows.append(_item_row(found[index], item_id, now,
+            pure = identity.item_ids(found)
+            # An edited item keeps the id of what it was; a new item with that old identity
+            # takes the next one (rare: a re-post of an item's original wording).
+            reserved = {row.item_id for index, row in matches.items()
+                        if row.item_id != pure[index]}
+            proposed = identity.item_ids(found, reserved) if reserved else pure
+            for index in unmatched:
+                new_rows.append(_item_row(found[index], proposed[index], now,
                                           features[index] if features else None))
             for index, row in matches.items():
                 item = found[index]
@@ -63,8 +68,10 @@ class ItemTables(SqlBase):
                     touched_present.append(row.item_id)
             matched_ids = {row.item_id for row in matches.values()}
             gone = [r.item_id for r in stored if r.item_id not in matched_ids and r.present]
-            if new_rows:
-                conn.execute(items.insert(), new_rows)
+            # Ids are pure functions of identity: a taken id means another source or node
+            # stored this very item already, so it is not new here.
+            inserted = set(insert_ignoring_conflicts(conn, items, new_rows, "item_id"))
+            new_positions = [i for i in unmatched if proposed[i] in inserted]
             if changed_rows:
                 conn.execute(
                     items.update().where(items.c.item_id == sa.bindparam("b_item_id")),
@@ -75,11 +82,11 @@ class ItemTables(SqlBase):
                     conn.execute(
                         items.update().where(items.c.item_id.in_(chunk)).values(present=present)
                     )
-            if new_rows or changed_rows:
+            if inserted or changed_rows:
                 bump_generation(conn)
         return ReconcileResult(
-            new=tuple(new_ids),
-            new_positions=tuple(unmatched),
+            new=tuple(proposed[i] for i in new_positions),
+            new_positions=tuple(new_positions),
             changed=tuple(changed_ids),
             unchanged=len(matches) - len(changed_ids),
             gone=len(gone),
@@ -124,29 +131,6 @@ class ItemTables(SqlBase):
         query = sa.select(items.c.item_id).where(items.c.present.is_(False)).limit(1)
         return conn.execute(query).first() is not None
 
-    def _new_ids(self, conn: Connection, new_items: Sequence[Item]) -> list[str]:
-        """Ids derived from each item's identity, made unique against the store and batch."""
-        proposed = [identity.item_id(item, 0) for item in new_items]
-        taken: set[str] = set()
-        for chunk in chunks(sorted(set(proposed))):
-            taken.update(
-                conn.execute(sa.select(items.c.item_id).where(items.c.item_id.in_(chunk))).scalars()
-            )
-        ids: list[str] = []
-        for item, item_id in zip(new_items, proposed, strict=True):
-            attempt = 0
-            # A later attempt's id may be stored too: the third source to carry the same
-            # item (no guid, no link) finds the first two ids taken.
-            while item_id in taken or (attempt and conn.execute(
-                sa.select(items.c.item_id).where(items.c.item_id == item_id)
-            ).first() is not None):
-                taken.add(item_id)
-                attempt += 1
-                item_id = identity.item_id(item, attempt)
-            taken.add(item_id)
-            ids.append(item_id)
-        return ids
-
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]:
         """The stored items with these ids (unknown ids are ignored)."""
         result: list[StoredItem] = []
@@ -167,6 +151,16 @@ class ItemTables(SqlBase):
                     )
                 )
                 result.update({row.item_id: row.features for row in rows})
+        return result
+
+    def own_dates(self, item_ids: Iterable[str]) -> dict[str, datetime | None]:
+        """Each item's own stated date (None when it states none): the story id rule's input."""
+        result: dict[str, datetime | None] = {}
+        with self._tx() as conn:
+            for chunk in chunks(sorted(set(item_ids))):
+                rows = conn.execute(sa.select(items.c.item_id, items.c.published)
+                                    .where(items.c.item_id.in_(chunk)))
+                result.update({row.item_id: row.published for row in rows})
         return result
 
     def unassigned_items(self) -> list[str]:

@@ -8,7 +8,7 @@ from dataclasses import fields
 import sqlalchemy as sa
 
 from aggregator.store.api import SourceState
-from aggregator.store.engine import SqlBase, chunks
+from aggregator.store.engine import SqlBase, chunks, dialect_insert
 from aggregator.store.schema import sources
 
 
@@ -47,19 +47,10 @@ class SourceTables(SqlBase):
         rows = [{f.name: getattr(state, f.name) for f in fields(SourceState)}
                 for state in by_id.values()]
         with self._tx() as conn:
-            known: set[str] = set()
-            for chunk in chunks(sorted({row["source_id"] for row in rows})):
-                known.update(conn.execute(
-                    sa.select(sources.c.source_id).where(sources.c.source_id.in_(chunk))
-                ).scalars())
-            updates = [{**row, "b_source_id": row["source_id"]} for row in rows
-                       if row["source_id"] in known]
-            if updates:
-                conn.execute(
-                    sources.update().where(sources.c.source_id == sa.bindparam("b_source_id")),
-                    updates,
-                )
-            inserts = [row for row in rows if row["source_id"] not in known]
-            if inserts:
-                conn.execute(sources.insert(), inserts)
-
+            # An upsert: two nodes saving one source's state at once never collide.
+            statement = dialect_insert(conn, sources)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=[sources.c.source_id],
+                set_={f.name: statement.excluded[f.name] for f in fields(SourceState)
+                      if f.name != "source_id"},
+            ), rows)
