@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import socket
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aggregator import clock, identity, workers
 from aggregator.config import Config
 from aggregator.errors import SourceError, StoreError
+from aggregator.fileio import write_atomic
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PUBLISHED_RECORD = ".aggregate.published"
+"""The hidden file in the output directory that says which store state it shows."""
 _FEATURE_BATCH = 1000
 """Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
 _WORKERS_FROM_BYTES = 1_000_000
@@ -65,9 +70,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     try:
         progress = _Progress()
         read_digest = config.fingerprint("agencies")
-        jobs = _due_jobs(store, config, read_digest, started, progress)
-        _read(store, config, jobs, read_digest, started, progress)
-        store.save_source_states(progress.unchanged_states)
+        _read_due_sources(store, config, read_digest, started, progress)
         read_at = time.perf_counter()
         # One node at a time places new items into stories (the store's advisory lock).
         with store.placement_lock():
@@ -93,11 +96,17 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     )
 
 
-def _due_jobs(
+def _read_due_sources(
     store: Store, config: Config, read_digest: str, now: datetime, progress: _Progress
-) -> list[ReadJob]:
-    """The units to read this run; units not due are reported as skipped (or still failing)."""
-    units: list[SourceUnit] = []
+) -> None:
+    """Read the due units, claimed from the store a batch at a time.
+
+    Several nodes may share the store: each claims due units nobody holds (a lease that
+    expires, so a dead node's units are taken over), reads and stores them, saves their
+    fetch state and only then releases them. Units this node did not read were not due, or
+    were read by another node; they are reported as skipped (or still failing).
+    """
+    units: dict[str, SourceUnit] = {}
     for source in config.enabled_sources:
         try:
             expanded = expand(source, config)
@@ -106,20 +115,79 @@ def _due_jobs(
             continue
         for unit in expanded:
             progress.order.setdefault(unit.name, len(progress.order))
-        units.extend(expanded)
-    states = store.source_states(unit.source_id for unit in units)
-    jobs = []
-    for unit in units:
-        state = states.get(unit.source_id)
-        if unit.due(state, now):
-            force = state is None or state.read_digest != read_digest
-            jobs.append(ReadJob(unit, state, force))
-        elif state is not None and state.failures:
+            units.setdefault(unit.source_id, unit)
+    store.add_sources(units)
+    holder = node_name(config)
+    claimed: set[str] = set()
+
+    def is_due(source_id: str, state: SourceState | None) -> bool:
+        return units[source_id].due(state, now)
+
+    with _Workers() as pool:
+        while True:
+            batch = store.claim_sources(
+                [s for s in units if s not in claimed], is_due, holder=holder,
+                at=clock.wall_now(), lease=config.store.lease, limit=config.store.batch)
+            if not batch:
+                break
+            claimed.update(batch)
+            jobs = [ReadJob(units[s], state, state is None or state.read_digest != read_digest)
+                    for s, state in batch.items()]
+            try:
+                _read(store, config, jobs, read_digest, now, progress, pool)
+                # Saved before the release: whoever claims a unit next sees it was read.
+                store.save_source_states(progress.unchanged_states)
+                progress.unchanged_states.clear()
+            finally:
+                _release(store, batch, holder)
+    unread = [s for s in units if s not in claimed]
+    states = store.source_states(unread)
+    for source_id in unread:
+        unit, state = units[source_id], states.get(source_id)
+        if not unit.due(state, now) and state is not None and state.failures:
             # Backing off after failures: not retried yet, but still reported as failing.
             _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
         else:
             progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
-    return jobs
+
+
+def node_name(config: Config) -> str:
+    """This node's name in leases: `[store] node`, else `<hostname>:<pid>`."""
+    return config.store.node or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _release(store: Store, source_ids: Iterable[str], holder: str) -> None:
+    try:
+        store.release_sources(source_ids, holder)
+    except StoreError as exc:  # the leases expire on their own; the run's error matters more
+        log.warning("cannot release leases: %s", exc)
+
+
+class _Workers:
+    """The run's worker processes, started by the first batch big enough to need them and
+    kept for the batches after it."""
+
+    def __init__(self) -> None:
+        self._count = workers.processes()
+        self._pool: Executor | None = None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def count(self) -> int:
+        """How many worker processes a run may use."""
+        return self._count
+
+    def for_work(self, expected: int) -> Executor | None:
+        """The pool, started if `expected` bytes are worth it (None: prepare here)."""
+        if self._pool is None and self._count > 1 and expected >= _WORKERS_FROM_BYTES:
+            self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",))
+        return self._pool
 
 
 def _fail(progress: _Progress, name: str, message: str) -> None:
@@ -139,7 +207,7 @@ def _failing_note(state: SourceState) -> str:
 
 def _read(
     store: Store, config: Config, jobs: Sequence[ReadJob], read_digest: str,
-    now: datetime, progress: _Progress,
+    now: datetime, progress: _Progress, run_workers: _Workers,
 ) -> None:
     """Read every job and store what it gave.
 
@@ -147,29 +215,22 @@ def _read(
     items are prepared (normalized and analysed) in worker processes when the run is large,
     and stored here as each source's preparation completes, while the others go on.
     """
-    expected = sum(_expected_work(job) for job in jobs)
-    count = workers.processes()
-    pool = (workers.start_pool(count, preload=("aggregator.prepare",))
-            if count > 1 and expected >= _WORKERS_FROM_BYTES else None)
-    preparation = _Preparation(pool, config, now, limit=2 * count)
+    pool = run_workers.for_work(sum(_expected_work(job) for job in jobs))
+    preparation = _Preparation(pool, config, now, limit=2 * run_workers.count)
     preparer = functools.partial(prepare, agencies=dict(config.agencies), now=now)
-    try:
-        for outcome in read_all(jobs, now, pool, preparer):
-            new_state = _handle_outcome(store, outcome, read_digest, now, progress)
-            if new_state is None:
-                continue
-            fetched = outcome.fetched
-            assert fetched is not None and fetched.items is not None
-            if fetched.prepared is not None:  # the worker that read it prepared it too
-                _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
-                continue
-            for done in preparation.submit(outcome, new_state, fetched.items):
-                _store_prepared(store, done, now, progress)
-        for done in preparation.drain():
+    for outcome in read_all(jobs, now, pool, preparer):
+        new_state = _handle_outcome(store, outcome, read_digest, now, progress)
+        if new_state is None:
+            continue
+        fetched = outcome.fetched
+        assert fetched is not None and fetched.items is not None
+        if fetched.prepared is not None:  # the worker that read it prepared it too
+            _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
+            continue
+        for done in preparation.submit(outcome, new_state, fetched.items):
             _store_prepared(store, done, now, progress)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    for done in preparation.drain():
+        _store_prepared(store, done, now, progress)
 
 
 def _expected_work(job: ReadJob) -> int:
@@ -420,12 +481,17 @@ def _publish(store: Store, config: Config) -> tuple[tuple[str, ...], int]:
     out_dir = config.output.dir
     stamp = (f"{store.generation()}:{config.fingerprint('output', 'agencies')}:"
              f"{publish.renderer_fingerprint()}")
-    recorded = store.get_meta("published")
-    if recorded:
-        last = json.loads(recorded)
-        if last.get("stamp") == stamp and all((out_dir / n).is_file() for n in last["files"]):
-            log.info("publish skipped: nothing changed since the last run")
-            return (), len(last["files"])
+    # What this output directory holds is recorded in it, not in the store: several nodes
+    # share one store, each publishing its own directory.
+    record = out_dir / PUBLISHED_RECORD
+    try:
+        last = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = None
+    if (isinstance(last, dict) and last.get("stamp") == stamp
+            and all((out_dir / n).is_file() for n in last["files"])):
+        log.info("publish skipped: nothing changed since the last run")
+        return (), len(last["files"])
     labels = store.agencies()
     site = publish.site_from_config(config, labels)
     limit = config.output.max_entries
@@ -437,5 +503,5 @@ def _publish(store: Store, config: Config) -> tuple[tuple[str, ...], int]:
             store.top_stories(limit, agency=slug), agency,
         ))
     result = publish.publish(feeds, site, out_dir)
-    store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files)}))
+    write_atomic(record, json.dumps({"stamp": stamp, "files": list(result.files)}).encode())
     return result.written, result.unchanged

@@ -137,7 +137,23 @@ def _create_initial_schema(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_initial_schema,)
+source_leases = sa.Table(
+    "source_leases",
+    metadata,
+    sa.Column("source_id", sa.String(2000), primary_key=True),
+    sa.Column("holder", sa.String(100)),
+    sa.Column("expires", UTCDateTime),
+)
+"""Which node is reading a source, until when (several nodes on one store). A row per known
+source; claiming locks rows with SKIP LOCKED, so nodes never wait for each other."""
+
+
+def _add_source_leases(conn: Connection) -> None:
+    source_leases.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_initial_schema,
+                                                        _add_source_leases)
 """Schema steps in order; the store's version is how many have been applied. Append only."""
 
 
