@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from aggregator import __version__, logs
 from aggregator.config import CONFIG_ENV_VAR, Config, find_config_path, load_config
@@ -133,16 +134,35 @@ def _explain(config: Config, query: str) -> int:
 
 @contextmanager
 def run_lock(config: Config) -> Iterator[None]:
-    """Hold the output directory's lock, so two runs never publish at once."""
-    from filelock import FileLock, Timeout
-
+    """Hold the output directory's lock, so two runs never publish at once, and with SQLite
+    the state file's lock too: one process per state file, whatever its output directory
+    (several nodes share a store only through PostgreSQL, which coordinates them)."""
     out_dir = config.output.dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(config.path, "output.dir",
                           f"cannot create {out_dir}: {exc.strerror}") from None
-    lock_path = out_dir / LOCK_NAME
+    state = config.store.sqlite_path
+    if state is not None:
+        try:
+            state.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(config.path, "store.path",
+                              f"cannot create {state.parent}: {exc.strerror}") from None
+    with _held(out_dir / LOCK_NAME):
+        if state is None:
+            yield
+            return
+        with _held(state.with_name(state.name + ".lock")):
+            yield
+
+
+@contextmanager
+def _held(lock_path: Path) -> Iterator[None]:
+    """Hold a file lock, or raise LockHeldError at once if another process has it."""
+    from filelock import FileLock, Timeout
+
     lock = FileLock(lock_path, timeout=0)
     try:
         lock.acquire()

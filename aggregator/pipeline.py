@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -53,8 +53,8 @@ class _Progress:
     """Dedup features of this run's new items, analysed as they were prepared."""
     order: dict[str, int] = field(default_factory=dict)
     """Each source's place in the config: reports come in as units finish."""
-    unchanged_states: list[SourceState] = field(default_factory=list)
-    """States of units that had nothing new, to save together."""
+    states_to_save: list[SourceState] = field(default_factory=list)
+    """States of the units read in this batch, saved together before their leases go."""
 
     def in_config_order(self) -> list[SourceReport]:
         """The reports sorted as their sources appear in the config."""
@@ -70,7 +70,11 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     try:
         progress = _Progress()
         read_digest = config.fingerprint("agencies")
-        _read_due_sources(store, config, read_digest, started, progress)
+        # A long run claims its last batches well after it started: each batch is read at
+        # the time it is claimed, so the feeds' next due times count from their real fetch.
+        batch_clock = ((lambda: started) if now is not None
+                       else (lambda: max(started, clock.now().replace(microsecond=0))))
+        _read_due_sources(store, config, read_digest, batch_clock, progress)
         read_at = time.perf_counter()
         # One node at a time places new items into stories (the store's advisory lock).
         with store.placement_lock():
@@ -97,7 +101,8 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
 
 
 def _read_due_sources(
-    store: Store, config: Config, read_digest: str, now: datetime, progress: _Progress
+    store: Store, config: Config, read_digest: str, batch_clock: Callable[[], datetime],
+    progress: _Progress,
 ) -> None:
     """Read the due units, claimed from the store a batch at a time.
 
@@ -120,11 +125,14 @@ def _read_due_sources(
     holder = node_name(config)
     claimed: set[str] = set()
 
+    now = batch_clock()
+
     def is_due(source_id: str, state: SourceState | None) -> bool:
         return units[source_id].due(state, now)
 
     with _Workers() as pool:
         while True:
+            now = batch_clock()
             batch = store.claim_sources(
                 [s for s in units if s not in claimed], is_due, holder=holder,
                 at=clock.wall_now(), lease=config.store.lease, limit=config.store.batch)
@@ -136,8 +144,8 @@ def _read_due_sources(
             try:
                 _read(store, config, jobs, read_digest, now, progress, pool)
                 # Saved before the release: whoever claims a unit next sees it was read.
-                store.save_source_states(progress.unchanged_states)
-                progress.unchanged_states.clear()
+                store.save_source_states(progress.states_to_save)
+                progress.states_to_save.clear()
             finally:
                 _release(store, batch, holder)
     unread = [s for s in units if s not in claimed]
@@ -261,8 +269,8 @@ def _handle_outcome(
         last_error=None, failures=0,
     )
     if fetched.items is None:
-        # Saved with the others at the end of reading: one write instead of one per feed.
-        progress.unchanged_states.append(new_state)
+        # Saved with the batch, before its leases go: one write instead of one per feed.
+        progress.states_to_save.append(new_state)
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
         return None
     return new_state
@@ -348,7 +356,7 @@ def _store_prepared(store: Store, done: _Done, now: datetime, progress: _Progres
         store.save_source_state(unit.failed(state, now, error))
         _fail(progress, unit.name, str(error))
         return
-    store.save_source_state(done.new_state)
+    progress.states_to_save.append(done.new_state)  # saved with its batch, before release
     for position, item_id in zip(reconciled.new_positions, reconciled.new, strict=True):
         progress.fresh[item_id] = _with_id(prepared.features[position], item_id)
     progress.new += len(reconciled.new)

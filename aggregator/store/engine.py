@@ -32,6 +32,8 @@ class SqlBase:
                 # Two nodes starting on an empty database must not both create the tables.
                 advisory_lock(conn, "migrate")
                 migrate(conn, safe_url(url))
+                conn.execute(dialect_insert(conn, meta).values(key="generation", value="0")
+                             .on_conflict_do_nothing(index_elements=[meta.c.key]))
         except sa.exc.SQLAlchemyError as exc:
             self._engine.dispose()
             raise StoreError(f"{safe_url(url)}: cannot open the store: {reason(exc)}") from None
@@ -168,12 +170,11 @@ def set_meta_row(conn: Connection, key: str, value: str) -> None:
 
 
 def bump_generation(conn: Connection) -> int:
-    """Add one to the change counter, atomically (two nodes' changes are two steps)."""
-    conn.execute(dialect_insert(conn, meta).values(key="generation", value="0")
-                 .on_conflict_do_nothing(index_elements=[meta.c.key]))
-    conn.execute(meta.update().where(meta.c.key == "generation").values(
-        value=sa.cast(sa.cast(meta.c.value, sa.BigInteger) + 1, sa.Text)))
-    value = conn.execute(sa.select(meta.c.value).where(meta.c.key == "generation")).scalar_one()
+    """Add one to the change counter, atomically (two nodes' changes are two steps); the
+    row exists from the store's opening on."""
+    value = conn.execute(meta.update().where(meta.c.key == "generation").values(
+        value=sa.cast(sa.cast(meta.c.value, sa.BigInteger) + 1, sa.Text),
+    ).returning(meta.c.value)).scalar_one()
     return int(value)
 
 
