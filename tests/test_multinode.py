@@ -246,3 +246,19 @@ def test_config_errors_name_the_new_store_keys(tmp_path: Path) -> None:
         result = workspace.run("--once")
         assert result.returncode == 2, result.stderr
         assert key in result.stderr
+
+
+def test_a_reload_keeps_the_store_it_locked(tmp_path: Path) -> None:
+    from aggregator.config import load_config
+    from aggregator.scheduler import Daemon
+    from aggregator.status import DaemonStatus
+
+    workspace = Workspace(tmp_path)
+    workspace.write_config("", seeds=False)
+    config = load_config(workspace.config)
+    daemon = Daemon(config, DaemonStatus(stale_after=60.0))
+    text = workspace.config.read_text().replace("../state/aggregator.db", "../other/state.db")
+    workspace.config.write_text(text)
+    daemon.reload()
+    assert daemon.config.store.url == config.store.url
+    assert "newswire_config_reloads_total{result=\"failed\"} 1" in daemon.status.prometheus()
