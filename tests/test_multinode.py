@@ -262,3 +262,21 @@ def test_a_reload_keeps_the_store_it_locked(tmp_path: Path) -> None:
     daemon.reload()
     assert daemon.config.store.url == config.store.url
     assert "newswire_config_reloads_total{result=\"failed\"} 1" in daemon.status.prometheus()
+
+
+def test_postgresql_tests_fail_under_ci_when_no_server_answers() -> None:
+    """Under CI a missing PostgreSQL is a failure, not a quiet skip (elsewhere: a skip)."""
+    import sys
+
+    test = "tests/test_store.py::test_source_state_round_trips[postgresql]"
+    env = {**os.environ, "NEWSWIRE_TEST_POSTGRES": "postgresql+psycopg://postgres@127.0.0.1:9/x"}
+    env.pop("CI", None)
+    root = Path(__file__).resolve().parent.parent
+    quiet = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=60)
+    assert quiet.returncode == 0 and "1 skipped" in quiet.stdout, quiet.stdout
+    under_ci = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=root,
+        env={**env, "CI": "true"}, capture_output=True, text=True, timeout=60)
+    assert under_ci.returncode == 1, under_ci.stdout
+    assert "CI=true: PostgreSQL tests must run" in under_ci.stdout
