@@ -85,7 +85,7 @@ class FeedFarm:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -112,6 +112,12 @@ class FeedFarm:
         """A copy of the fetch times so far."""
         with self._lock:
             return {n: list(times) for n, times in self.fetches.items()}
+
+
+class _Server(ThreadingHTTPServer):
+    # The stdlib's listen backlog of 5 drops connections when 16 fetch threads connect at
+    # once, and the client's SYN retry then costs a whole second.
+    request_queue_size = 128
 
 
 def _feed_number(path: str) -> int | None:
