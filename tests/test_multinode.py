@@ -163,11 +163,13 @@ def test_three_daemons_share_300_feeds_and_take_over_a_killed_node(tmp_path: Pat
             guids = [m["guid"] for m in entry["_aggregator"]["members"]]
             assert len(guids) == len(set(guids)), entry["id"]
         engine.dispose()
-    # Never twice in one interval; once the first round is done, every interval (a killed
-    # node's feeds: within its lease and a tick).
+    # Never twice in one interval (two nodes fetching one feed would be well under a
+    # second apart; due times count in whole seconds from the claim, so a fair gap may be
+    # a second or so short of the interval); once the first round is done, every interval
+    # (a killed node's feeds: within its lease and a tick).
     for number, times in fetches.items():
         steps = gaps([t for t in times if t <= ended_at])
-        assert all(step > INTERVAL / 2 for step in steps), (number, steps)
+        assert all(step > INTERVAL / 4 for step in steps), (number, steps)
         steady = gaps([t for t in times if first_round_at <= t <= ended_at])
         limit = LEASE + INTERVAL + SLACK if number in orphaned_numbers else 2 * INTERVAL + SLACK
         assert all(step <= limit for step in steady), (number, steady)
