@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -142,10 +143,11 @@ def _read_due_sources(
             jobs = [ReadJob(units[s], state, state is None or state.read_digest != read_digest)
                     for s, state in batch.items()]
             try:
-                _read(store, config, jobs, read_digest, now, progress, pool)
-                # Saved before the release: whoever claims a unit next sees it was read.
-                store.save_source_states(progress.states_to_save)
-                progress.states_to_save.clear()
+                with _LeaseKeeper(store, batch, holder, config.store.lease):
+                    _read(store, config, jobs, read_digest, now, progress, pool)
+                    # Saved before the release: whoever claims a unit next sees it was read.
+                    store.save_source_states(progress.states_to_save)
+                    progress.states_to_save.clear()
             finally:
                 _release(store, batch, holder)
     unread = [s for s in units if s not in claimed]
@@ -161,7 +163,7 @@ def _read_due_sources(
 
 def node_name(config: Config) -> str:
     """This node's name in leases: `[store] node`, else `<hostname>:<pid>`."""
-    return config.store.node or f"{socket.gethostname()}:{os.getpid()}"
+    return config.store.node or f"{socket.gethostname()[:80]}:{os.getpid()}"
 
 
 def _release(store: Store, source_ids: Iterable[str], holder: str) -> None:
@@ -169,6 +171,37 @@ def _release(store: Store, source_ids: Iterable[str], holder: str) -> None:
         store.release_sources(source_ids, holder)
     except StoreError as exc:  # the leases expire on their own; the run's error matters more
         log.warning("cannot release leases: %s", exc)
+
+
+class _LeaseKeeper:
+    """Renews this node's leases on the batch it reads, every third of a lease, so a slow
+    batch keeps them for as long as the node lives; a node that dies stops renewing."""
+
+    def __init__(self, store: Store, source_ids: Iterable[str], holder: str,
+                 lease: float) -> None:
+        self._store = store
+        self._ids = list(source_ids)
+        self._holder = holder
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="newswire-leases",
+                                        daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                self._store.renew_sources(self._ids, self._holder, at=clock.wall_now(),
+                                          lease=self._lease)
+            except StoreError as exc:  # the run itself will meet the store's trouble
+                log.warning("cannot renew leases: %s", exc)
 
 
 class _Workers:

@@ -282,3 +282,36 @@ def test_postgresql_tests_fail_under_ci_when_no_server_answers() -> None:
         env={**env, "CI": "true"}, capture_output=True, text=True, timeout=60)
     assert under_ci.returncode == 1, under_ci.stdout
     assert "CI=true: PostgreSQL tests must run" in under_ci.stdout
+
+
+def test_a_slow_batch_keeps_its_lease_while_its_node_lives(
+    tmp_path: Path, loopback: Any
+) -> None:
+    """A feed that takes longer than a lease to answer is not fetched again by a second
+    node: the first renews its lease while it waits."""
+    from test_feeds_e2e import Entry, rss
+    from werkzeug import Request, Response
+
+    requests: list[float] = []
+
+    def slow(request: Request) -> Response:
+        requests.append(time.monotonic())
+        time.sleep(3.5)
+        return Response(rss([Entry("Slow news from the Sava bridge", guid="slow-1")]),
+                        content_type="application/rss+xml")
+
+    loopback.expect_request("/slow").respond_with_handler(slow)
+    source = (f'\n[[sources]]\ntype = "feed"\nagency = "nato"\nurl = '
+              f'"{loopback.url_for("/slow")}"\ninterval = "1h"\n')
+    with postgres_schema() as store_url:
+        pair = [node(tmp_path / f"n{n}", f"n{n}", store_url, None) for n in (1, 2)]
+        for ws in pair:
+            text = ws.config.read_text().replace(f'lease = "{LEASE:g}s"', 'lease = "1s"')
+            ws.config.write_text(text + source)
+        first = _start_once(pair[0])
+        poll(lambda: True if requests else None, timeout=30, what="the first node fetching")
+        time.sleep(1.2)  # the first lease would have expired by now
+        second = pair[1].run("--once", timeout=60)
+        assert second.returncode == 0, second.stderr
+        assert first.wait(timeout=60) == 0, first.communicate()[1]
+    assert len(requests) == 1

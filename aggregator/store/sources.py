@@ -102,6 +102,17 @@ class SourceTables(SqlBase):
                              .values(holder=holder, expires=at + timedelta(seconds=lease)))
         return {s: now_states.get(s) for s in chosen}
 
+    def renew_sources(
+        self, source_ids: Iterable[str], holder: str, *, at: datetime, lease: float
+    ) -> None:
+        """Extend this node's leases on these sources to `at + lease` (a slow batch keeps
+        them while its node lives)."""
+        with self._tx() as conn:
+            for chunk in chunks(sorted(set(source_ids))):
+                conn.execute(source_leases.update().where(
+                    source_leases.c.source_id.in_(chunk), source_leases.c.holder == holder,
+                ).values(expires=at + timedelta(seconds=lease)))
+
     def release_sources(self, source_ids: Iterable[str], holder: str) -> None:
         """Give up this node's leases on these sources (their states are saved by now)."""
         with self._tx() as conn:
