@@ -9,6 +9,7 @@ ids of items and stories, are decided by the pure `aggregator.identity`.
 
 from __future__ import annotations
 
+from aggregator.identity import STORY_NAMESPACE, story_id_for
 from aggregator.store.api import (
     Candidates,
     ReconcileResult,
@@ -23,8 +24,10 @@ from aggregator.store.schema import MIGRATIONS
 from aggregator.store.sources import SourceTables
 from aggregator.store.stories import StoryTables
 
+# The story id helpers were public names of the single-module store: still importable here.
 __all__ = [
     "MIGRATIONS",
+    "STORY_NAMESPACE",
     "Candidates",
     "ReconcileResult",
     "SourceState",
@@ -33,6 +36,7 @@ __all__ = [
     "StoryPlan",
     "key_hash",
     "open_store",
+    "story_id_for",
 ]
 
 
