@@ -36,7 +36,7 @@ from aggregator.publish import (
     archive_files,
 )
 from aggregator.query import StoryFacts, matches
-from aggregator.store import SqlStore
+from aggregator.store import Store
 
 _BATCH = 1000
 """Stories loaded from the store at a time."""
@@ -121,7 +121,7 @@ class Publication:
     """Subscription documents (names) whose files are up to date: planned without stories."""
 
 
-def plan_publication(store: SqlStore, config: Config, site: Site,
+def plan_publication(store: Store, config: Config, site: Site,
                      agency_slugs: Sequence[str], *, out_dir: Path,
                      recorded: Mapping[str, str], salt: str,
                      retired: Sequence[str] = ()) -> Publication:
@@ -169,7 +169,7 @@ def plan_publication(store: SqlStore, config: Config, site: Site,
 
 @dataclass(frozen=True, slots=True)
 class _Context:
-    store: SqlStore
+    store: Store
     out_dir: Path
     recorded: Mapping[str, str]
     salt: str
@@ -190,7 +190,7 @@ class _Context:
                 and all((self.out_dir / name).is_file() for name in files))
 
 
-def _timelines(store: SqlStore, config: Config, site: Site, agency_slugs: Sequence[str],
+def _timelines(store: Store, config: Config, site: Site, agency_slugs: Sequence[str],
                versions: dict[str, str], retired: Sequence[str] = ()) -> list[FeedTimeline]:
     title = config.output.title
     combined = FeedTimeline("combined", COMBINED, title)
@@ -248,7 +248,7 @@ def classifier_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _classify(store: SqlStore, config: Config, versions: dict[str, str],
+def _classify(store: Store, config: Config, versions: dict[str, str],
               ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each story's (countries, topics): recorded ones while the story, the topics and the
     classifier are unchanged; the others are loaded and worked out, and recorded."""
@@ -278,7 +278,7 @@ def _classify(store: SqlStore, config: Config, versions: dict[str, str],
     return result
 
 
-def _load(store: SqlStore, story_ids: Sequence[str]) -> dict[str, Story]:
+def _load(store: Store, story_ids: Sequence[str]) -> dict[str, Story]:
     loaded: dict[str, Story] = {}
     for start in range(0, len(story_ids), _BATCH):
         loaded.update(store.stories(story_ids[start : start + _BATCH]))

@@ -12,8 +12,9 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from aggregator import __version__, logs
 from aggregator.config import CONFIG_ENV_VAR, Config, find_config_path, load_config
@@ -210,24 +211,47 @@ def _forget(config: Config, reference: str) -> int:
 
 @contextmanager
 def run_lock(config: Config) -> Iterator[None]:
-    """Hold the output directory's lock, so two runs never publish at once."""
-    from filelock import FileLock, Timeout
-
+    """Hold the output directory's lock, so two runs never publish at once, and with SQLite
+    the state file's lock too: one process per state file, whatever its output directory
+    (several nodes share a store only through PostgreSQL, which coordinates them)."""
     out_dir = config.output.dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PublishError(f"{config.path}: output.dir: cannot create {out_dir}: "
                            f"{exc.strerror}") from None
-    lock_path = out_dir / LOCK_NAME
+    state = config.store.sqlite_path
+    if state is not None:
+        try:
+            state.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(config.path, "store.path",
+                              f"cannot create {state.parent}: {exc.strerror}") from None
+    # A read-only or foreign output directory cannot be published into (exit 5); a state
+    # file's lock that cannot be made means an unusable store (exit 4).
+    with _held(out_dir / LOCK_NAME, lambda why: PublishError(
+            f"{config.path}: output.dir: cannot write in {out_dir}: {why}")):
+        if state is None:
+            yield
+            return
+        with _held(state.with_name(state.name + ".lock"), lambda why: StoreError(
+                f"{state}: cannot lock the state file: {why}")):
+            yield
+
+
+@contextmanager
+def _held(lock_path: Path, unusable: Callable[[str], AggregatorError]) -> Iterator[None]:
+    """Hold a file lock, or raise LockHeldError at once if another process has it (and
+    `unusable(reason)` if the lock file cannot be made at all)."""
+    from filelock import FileLock, Timeout
+
     lock = FileLock(lock_path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
         raise LockHeldError(lock_path) from None
-    except OSError as exc:  # a read-only or foreign directory
-        raise PublishError(f"{config.path}: output.dir: cannot write in {out_dir}: "
-                           f"{exc.strerror or exc}") from None
+    except OSError as exc:
+        raise unusable(str(exc.strerror or exc)) from None
     try:
         yield
     finally:

@@ -29,3 +29,9 @@ def real_now() -> datetime:
     """The current time, never pinned: WebSub leases and retries run on the real clock,
     whatever time $AGGREGATOR_NOW gives the published output."""
     return datetime.now(UTC)
+
+
+def wall_now() -> datetime:
+    """The real current time, UTC, even when $AGGREGATOR_NOW pins `now`: leases between
+    nodes expire in real time (the same clock as `real_now`)."""
+    return real_now()

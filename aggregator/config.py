@@ -70,6 +70,13 @@ class StoreConfig:
     """Where state lives: a SQLAlchemy URL (SQLite file by default)."""
 
     url: str
+    lease: float = 300.0
+    """Seconds a node holds the sources it claimed (several nodes on one PostgreSQL): a node
+    that dies loses them after this long and another node takes them over."""
+    node: str | None = None
+    """This node's name in leases and logs; None: `<hostname>:<pid>`."""
+    batch: int = 100
+    """Sources a node claims at a time: nodes share a round's work batch by batch."""
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -362,7 +369,13 @@ def _parse_output(t: _Table, base: Path) -> OutputConfig:
 def _parse_store(t: _Table, base: Path) -> StoreConfig:
     path = t.optional_string("path")
     url = t.optional_string("url")
+    lease = t.duration("lease", 300.0)
+    node = t.optional_string("node")
+    batch = t.integer("batch", 100, minimum=1)
     t.finish()
+    if node is not None and not _NODE_NAME.fullmatch(node):
+        raise t.error("node", f"not a node name (1-100 letters, digits, '.', '_', ':', '-'): "
+                              f"{node!r}")
     if path is not None and url is not None:
         raise t.error("url", "give either path or url, not both")
     if url is not None:
@@ -372,8 +385,12 @@ def _parse_store(t: _Table, base: Path) -> StoreConfig:
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise t.error("url", f"unsupported database {scheme!r}: give a PostgreSQL URL "
                           "(postgresql://...) or a SQLite file as `path`")
-        return StoreConfig(url=_with_driver(url))
-    return StoreConfig(url=f"sqlite:///{_resolve(base, path or '../state/aggregator.db')}")
+        return StoreConfig(url=_with_driver(url), lease=lease, node=node, batch=batch)
+    return StoreConfig(url=f"sqlite:///{_resolve(base, path or '../state/aggregator.db')}",
+                       lease=lease, node=node, batch=batch)
+
+
+_NODE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def _with_driver(url: str) -> str:

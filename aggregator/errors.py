@@ -79,7 +79,8 @@ class PublishError(AggregatorError):
 
 
 class LockHeldError(AggregatorError):
-    """Another aggregator process holds the lock on this output directory."""
+    """Another aggregator process holds this lock (on an output directory or a SQLite
+    state file)."""
 
     def __init__(self, lock_path: Path) -> None:
         self.lock_path = lock_path

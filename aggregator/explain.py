@@ -8,7 +8,7 @@ from aggregator.config import Config
 from aggregator.dedup import Features, richness
 from aggregator.model import MatchNote, StoredItem, Story
 from aggregator.normalize import title_key
-from aggregator.store import SqlStore, open_store
+from aggregator.store import Store, open_store
 
 _ID_LIKE = re.compile(r"^[0-9a-f-]{4,36}$")
 _MAX_STORIES = 5
@@ -17,7 +17,7 @@ _CONTRIBUTIONS = "score from: "
 
 def explain(config: Config, query: str) -> tuple[str, bool]:
     """The explanation for a story id (or prefix) or title words; False if nothing matched."""
-    store = open_store(config.store.url)
+    store: Store = open_store(config.store.url)
     try:
         stories = _find(store, query.strip())
         if not stories:
@@ -29,7 +29,7 @@ def explain(config: Config, query: str) -> tuple[str, bool]:
     return "\n\n".join(blocks) + more, True
 
 
-def _find(store: SqlStore, query: str) -> list[Story]:
+def _find(store: Store, query: str) -> list[Story]:
     bare = query.removeprefix("urn:uuid:").lower()
     if _ID_LIKE.match(bare):
         story = store.story(bare)
@@ -38,7 +38,7 @@ def _find(store: SqlStore, query: str) -> list[Story]:
     return store.find_stories(title_key(query), _MAX_STORIES)
 
 
-def _explain_story(store: SqlStore, story: Story) -> str:
+def _explain_story(store: Store, story: Story) -> str:
     members = {m.item_id: m for m in story.members}
     lines = [
         f"Story {story.story_id}",
@@ -71,7 +71,7 @@ def _explain_story(store: SqlStore, story: Story) -> str:
     return "\n".join(lines)
 
 
-def _note_line(note: MatchNote, members: dict[str, StoredItem], store: SqlStore) -> str:
+def _note_line(note: MatchNote, members: dict[str, StoredItem], store: Store) -> str:
     ours, theirs = (note.item_id, note.other_item_id) if note.item_id in members else (
         note.other_item_id, note.item_id)
     names = {i.item_id: i for i in store.items([ours, theirs])}
@@ -90,7 +90,7 @@ def _note_line(note: MatchNote, members: dict[str, StoredItem], store: SqlStore)
     return line
 
 
-def _why_leads(store: SqlStore, story: Story) -> str:
+def _why_leads(store: Store, story: Story) -> str:
     stored = store.features([m.item_id for m in story.members])
     if len(stored) != len(story.members):
         return "it was ranked first when the story was formed"

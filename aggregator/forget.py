@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aggregator.config import Config
 from aggregator.model import StoredItem
-from aggregator.store import Removal, SqlStore, open_store
+from aggregator.store import Removal, Store, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +29,14 @@ def forget(config: Config, reference: str, now: datetime) -> ForgetOutcome:
     `urn:newswire:item:…`), its first characters, or an item's guid or link."""
     store = open_store(config.store.url)
     try:
-        return _forget(store, reference.strip(), now)
+        # Forgetting rewrites stories: one node at a time, as placement does.
+        with store.placement_lock():
+            return _forget(store, reference.strip(), now)
     finally:
         store.close()
 
 
-def _forget(store: SqlStore, reference: str, now: datetime) -> ForgetOutcome:
+def _forget(store: Store, reference: str, now: datetime) -> ForgetOutcome:
     story_ids = [] if reference.startswith("urn:newswire:item:") else (
         store.find_story_ids(reference))
     if len(story_ids) > 1:

@@ -17,6 +17,13 @@ from pathlib import Path
 from aggregator.fileio import write_if_changed
 
 MANIFEST_NAME = ".published"
+PUBLISHED_RECORD = ".aggregate.published"
+"""Beside the manifest: the stamp of the store state and settings the output directory shows,
+with the files and agencies of that publish. It lives with the files, not in the store:
+several nodes share one store, each publishing its own directory. Publishing is skipped
+while the stamp is unchanged (and `aggregator.unchanged` reads it too)."""
+PUBLISH_SETTINGS = ("output", "agencies", "websub", "topics", "countries")
+"""The config tables whose fingerprint is part of the publish stamp."""
 
 
 def write_manifest(out_dir: Path, names: Iterable[str]) -> bool:

@@ -10,23 +10,27 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import socket
+import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aggregator import clock, workers
+from aggregator import clock, identity, workers
 from aggregator.config import Config, is_reserved_slug
 from aggregator.errors import PublishError, SourceError, StoreError
+from aggregator.fileio import write_atomic
 from aggregator.logs import facts
-from aggregator.manifest import MANIFEST_NAME
+from aggregator.manifest import MANIFEST_NAME, PUBLISH_SETTINGS, PUBLISHED_RECORD
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
-from aggregator.store import Removal, SourceState, SqlStore, StoryPlan, open_store
+from aggregator.store import Removal, SourceState, Store, StoryPlan, open_store
 
 if TYPE_CHECKING:
     from aggregator import dedup
@@ -50,8 +54,8 @@ class _Progress:
     """Dedup features of this run's new items, analysed as they were prepared."""
     order: dict[str, int] = field(default_factory=dict)
     """Each source's place in the config: reports come in as units finish."""
-    unchanged_states: list[SourceState] = field(default_factory=list)
-    """States of units that had nothing new, to save together."""
+    states_to_save: list[SourceState] = field(default_factory=list)
+    """States of the units read in this batch, saved together before their leases go."""
 
     def in_config_order(self) -> list[SourceReport]:
         """The reports sorted as their sources appear in the config."""
@@ -63,18 +67,23 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     # Whole seconds: first-seen times are published, and sub-second noise helps nobody.
     started = (now or clock.now()).replace(microsecond=0)
     timer = time.perf_counter()
-    store = open_store(config.store.url)
+    store: Store = open_store(config.store.url)
     try:
         progress = _Progress()
         read_digest = config.fingerprint("agencies")
-        jobs = _due_jobs(store, config, read_digest, started, progress)
-        _read(store, config, jobs, read_digest, started, progress)
-        store.save_source_states(progress.unchanged_states)
-        withdrawn = _withdraw_removed_sources(store, config)
+        # A long run claims its last batches well after it started: each batch is read at
+        # the time it is claimed, so the feeds' next due times count from their real fetch.
+        batch_clock = ((lambda: started) if now is not None
+                       else (lambda: max(started, clock.now().replace(microsecond=0))))
+        _read_due_sources(store, config, read_digest, batch_clock, progress)
         read_at = time.perf_counter()
-        # Stories that lost members to a removed source choose their lead entry again.
-        _deduplicate(store, config, [*progress.changed, *withdrawn.members_left],
-                     progress.fresh)
+        # One node at a time changes stories (the store's placement lock): withdrawing the
+        # items of removed sources, then placing new items into stories.
+        with store.placement_lock():
+            withdrawn = _withdraw_removed_sources(store, config)
+            # Stories that lost members to a removed source choose their lead entry again.
+            _deduplicate(store, config, [*progress.changed, *withdrawn.members_left],
+                         progress.fresh)
         dedup_at = time.perf_counter()
         publish_error = None
         try:
@@ -104,11 +113,18 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     )
 
 
-def _due_jobs(
-    store: SqlStore, config: Config, read_digest: str, now: datetime, progress: _Progress
-) -> list[ReadJob]:
-    """The units to read this run; units not due are reported as skipped (or still failing)."""
-    units: list[SourceUnit] = []
+def _read_due_sources(
+    store: Store, config: Config, read_digest: str, batch_clock: Callable[[], datetime],
+    progress: _Progress,
+) -> None:
+    """Read the due units, claimed from the store a batch at a time.
+
+    Several nodes may share the store: each claims due units nobody holds (a lease that
+    expires, so a dead node's units are taken over), reads and stores them, saves their
+    fetch state and only then releases them. Units this node did not read were not due, or
+    were read by another node; they are reported as skipped (or still failing).
+    """
+    units: dict[str, SourceUnit] = {}
     for source in config.enabled_sources:
         try:
             expanded = expand(source, config)
@@ -117,23 +133,117 @@ def _due_jobs(
             continue
         for unit in expanded:
             progress.order.setdefault(unit.name, len(progress.order))
-        units.extend(expanded)
-    states = store.source_states(unit.source_id for unit in units)
-    jobs = []
-    for unit in units:
-        state = states.get(unit.source_id)
-        if unit.due(state, now):
-            force = state is None or state.read_digest != read_digest
-            jobs.append(ReadJob(unit, state, force))
-        elif state is not None and state.failures:
+            units.setdefault(unit.source_id, unit)
+    store.add_sources(units)
+    holder = node_name(config)
+    claimed: set[str] = set()
+
+    now = batch_clock()
+
+    def is_due(source_id: str, state: SourceState | None) -> bool:
+        return units[source_id].due(state, now)
+
+    with _Workers() as pool:
+        while True:
+            now = batch_clock()
+            batch = store.claim_sources(
+                [s for s in units if s not in claimed], is_due, holder=holder,
+                at=clock.wall_now(), lease=config.store.lease, limit=config.store.batch)
+            if not batch:
+                break
+            claimed.update(batch)
+            jobs = [ReadJob(units[s], state, state is None or state.read_digest != read_digest)
+                    for s, state in batch.items()]
+            try:
+                with _LeaseKeeper(store, batch, holder, config.store.lease):
+                    _read(store, config, jobs, read_digest, now, progress, pool)
+                    # Saved before the release: whoever claims a unit next sees it was read.
+                    store.save_source_states(progress.states_to_save)
+                    progress.states_to_save.clear()
+            finally:
+                _release(store, batch, holder)
+    unread = [s for s in units if s not in claimed]
+    states = store.source_states(unread)
+    for source_id in unread:
+        unit, state = units[source_id], states.get(source_id)
+        if not unit.due(state, now) and state is not None and state.failures:
             # Backing off after failures: not retried yet, but still reported as failing.
             _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
         else:
             progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
-    return jobs
 
 
-def _withdraw_removed_sources(store: SqlStore, config: Config) -> Removal:
+def node_name(config: Config) -> str:
+    """This node's name in leases: `[store] node`, else `<hostname>:<pid>`."""
+    return config.store.node or f"{socket.gethostname()[:80]}:{os.getpid()}"
+
+
+def _release(store: Store, source_ids: Iterable[str], holder: str) -> None:
+    try:
+        store.release_sources(source_ids, holder)
+    except StoreError as exc:  # the leases expire on their own; the run's error matters more
+        log.warning("cannot release leases: %s", exc)
+
+
+class _LeaseKeeper:
+    """Renews this node's leases on the batch it reads, every third of a lease, so a slow
+    batch keeps them for as long as the node lives; a node that dies stops renewing."""
+
+    def __init__(self, store: Store, source_ids: Iterable[str], holder: str,
+                 lease: float) -> None:
+        self._store = store
+        self._ids = list(source_ids)
+        self._holder = holder
+        self._lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="newswire-leases",
+                                        daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self._lease / 3):
+            try:
+                self._store.renew_sources(self._ids, self._holder, at=clock.wall_now(),
+                                          lease=self._lease)
+            except StoreError as exc:  # the run itself will meet the store's trouble
+                log.warning("cannot renew leases: %s", exc)
+
+
+class _Workers:
+    """The run's worker processes, started by the first batch big enough to need them and
+    kept for the batches after it."""
+
+    def __init__(self) -> None:
+        self._count = workers.processes()
+        self._pool: Executor | None = None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def count(self) -> int:
+        """How many worker processes a run may use."""
+        return self._count
+
+    def for_work(self, expected: int) -> Executor | None:
+        """The pool, started if `expected` bytes are worth it (None: prepare here)."""
+        if self._pool is None and self._count > 1 and expected >= _WORKERS_FROM_BYTES:
+            self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",))
+        return self._pool
+
+
+def _withdraw_removed_sources(store: Store, config: Config) -> Removal:
     """Remove the items of sources the config no longer lists (a source switched off with
     `enabled = false` is still listed, and keeps its items)."""
     configured: set[str] = set()
@@ -168,8 +278,8 @@ def _failing_note(state: SourceState) -> str:
 
 
 def _read(
-    store: SqlStore, config: Config, jobs: Sequence[ReadJob], read_digest: str,
-    now: datetime, progress: _Progress,
+    store: Store, config: Config, jobs: Sequence[ReadJob], read_digest: str,
+    now: datetime, progress: _Progress, run_workers: _Workers,
 ) -> None:
     """Read every job and store what it gave.
 
@@ -177,29 +287,22 @@ def _read(
     items are prepared (normalized and analysed) in worker processes when the run is large,
     and stored here as each source's preparation completes, while the others go on.
     """
-    expected = sum(_expected_work(job) for job in jobs)
-    count = workers.processes()
-    pool = (workers.start_pool(count, preload=("aggregator.prepare",))
-            if count > 1 and expected >= _WORKERS_FROM_BYTES else None)
-    preparation = _Preparation(pool, config, now, limit=2 * count)
+    pool = run_workers.for_work(sum(_expected_work(job) for job in jobs))
+    preparation = _Preparation(pool, config, now, limit=2 * run_workers.count)
     preparer = functools.partial(prepare, agencies=dict(config.agencies), now=now)
-    try:
-        for outcome in read_all(jobs, now, pool, preparer):
-            new_state = _handle_outcome(store, outcome, read_digest, now, progress)
-            if new_state is None:
-                continue
-            fetched = outcome.fetched
-            assert fetched is not None and fetched.items is not None
-            if fetched.prepared is not None:  # the worker that read it prepared it too
-                _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
-                continue
-            for done in preparation.submit(outcome, new_state, fetched.items):
-                _store_prepared(store, done, now, progress)
-        for done in preparation.drain():
+    for outcome in read_all(jobs, now, pool, preparer):
+        new_state = _handle_outcome(store, outcome, read_digest, now, progress)
+        if new_state is None:
+            continue
+        fetched = outcome.fetched
+        assert fetched is not None and fetched.items is not None
+        if fetched.prepared is not None:  # the worker that read it prepared it too
+            _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
+            continue
+        for done in preparation.submit(outcome, new_state, fetched.items):
             _store_prepared(store, done, now, progress)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    for done in preparation.drain():
+        _store_prepared(store, done, now, progress)
 
 
 def _expected_work(job: ReadJob) -> int:
@@ -209,7 +312,7 @@ def _expected_work(job: ReadJob) -> int:
 
 
 def _handle_outcome(
-    store: SqlStore, outcome: ReadOutcome, read_digest: str, now: datetime,
+    store: Store, outcome: ReadOutcome, read_digest: str, now: datetime,
     progress: _Progress,
 ) -> SourceState | None:
     """Record a failure or an unchanged unit; for a unit with items, the state to save once
@@ -230,8 +333,8 @@ def _handle_outcome(
         last_error=None, failures=0,
     )
     if fetched.items is None:
-        # Saved with the others at the end of reading: one write instead of one per feed.
-        progress.unchanged_states.append(new_state)
+        # Saved with the batch, before its leases go: one write instead of one per feed.
+        progress.states_to_save.append(new_state)
         progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
         return None
     return new_state
@@ -296,7 +399,7 @@ class _Preparation:
             return _Done(outcome, new_state, None, exc)
 
 
-def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Progress) -> None:
+def _store_prepared(store: Store, done: _Done, now: datetime, progress: _Progress) -> None:
     """Store a unit's prepared items; a failure is recorded in its state and reported."""
     unit, state = done.outcome.job.unit, done.outcome.job.state
     prepared = done.prepared
@@ -318,7 +421,7 @@ def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Prog
         store.save_source_state(unit.failed(state, now, error))
         _fail(progress, unit.name, str(error))
         return
-    store.save_source_state(done.new_state)
+    progress.states_to_save.append(done.new_state)  # saved with its batch, before release
     for position, item_id in zip(reconciled.new_positions, reconciled.new, strict=True):
         progress.fresh[item_id] = _with_id(prepared.features[position], item_id)
     progress.new += len(reconciled.new)
@@ -328,7 +431,7 @@ def _store_prepared(store: SqlStore, done: _Done, now: datetime, progress: _Prog
     progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(prepared.items)))
 
 
-def _without_forgotten(store: SqlStore, prepared: Prepared, source: str) -> Prepared:
+def _without_forgotten(store: Store, prepared: Prepared, source: str) -> Prepared:
     """The items minus those `aggregate forget` took down for good."""
     forgotten = store.forgotten(prepared.items)
     if not any(forgotten):
@@ -351,7 +454,7 @@ def _with_id(features: Any, item_id: str) -> dedup.Features:
 
 
 def _deduplicate(
-    store: SqlStore, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
+    store: Store, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
 ) -> None:
     """Place new items in stories (their features `fresh` from this run, or from the store
     for items an interrupted run left unplaced); re-rank the stories of edited items."""
@@ -370,7 +473,11 @@ def _deduplicate(
         common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
     )
     clustered = time.perf_counter()
-    members = dict(clustering.members)
+    # A new story's id follows from its members by a rule on content and dates
+    # (identity.settle_story_ids); stories the store holds keep the ids they have.
+    new_members = [i for ids in clustering.members.values() for i in ids]
+    members = identity.settle_story_ids(clustering.members, neighbourhood.stories,
+                                        store.own_dates(new_members))
     analysed = list(new_features)
     pending_ids = set(pending)
     edited = [i for i in changed if i not in pending_ids]
@@ -397,7 +504,7 @@ def _deduplicate(
               clustered - loaded, time.perf_counter() - clustered)
 
 
-def _analyse(store: SqlStore, item_ids: Sequence[str]) -> list[dedup.Features]:
+def _analyse(store: Store, item_ids: Sequence[str]) -> list[dedup.Features]:
     """Dedup features of stored items (edited ones, or an older run's), read in batches."""
     from aggregator import dedup
 
@@ -416,7 +523,7 @@ class _Neighbourhood:
 
 
 def _known_neighbourhood(
-    store: SqlStore, config: Config, new_features: Sequence[dedup.Features]
+    store: Store, config: Config, new_features: Sequence[dedup.Features]
 ) -> _Neighbourhood:
     """Stored items that may report the same story as a new item, with their stories."""
     from aggregator import dedup
@@ -445,7 +552,7 @@ def _known_neighbourhood(
     )
 
 
-def _load_features(store: SqlStore, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
+def _load_features(store: Store, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
     """Stored features of items, analysing again any that have none (an older run's items)."""
     from aggregator import dedup
 
@@ -480,26 +587,33 @@ def _published_agencies(record: dict[str, Any]) -> set[str]:
     return {name for name in names if not is_reserved_slug(name)}
 
 
-def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
+def _publish(store: Store, config: Config) -> tuple[tuple[str, ...], int]:
     """Publish unless the store and the output settings are as they were last time."""
     from aggregator import publish
 
     out_dir = config.output.dir
     stamp = (f"{store.generation()}:"
-             f"{config.fingerprint('output', 'agencies', 'websub', 'topics', 'countries')}:"
+             f"{config.fingerprint(*PUBLISH_SETTINGS)}:"
              f"{publish.renderer_fingerprint()}")
-    recorded = store.get_meta("published")
-    if recorded:
-        last = json.loads(recorded)
-        if (last.get("stamp") == stamp and (out_dir / MANIFEST_NAME).is_file()
-                and all((out_dir / n).is_file() for n in last["files"])):
-            log.info("publish skipped: nothing changed since the last run")
-            return (), len(last["files"])
+    # What this output directory holds is recorded in it, not in the store: several nodes
+    # share one store, each publishing its own directory.
+    record = out_dir / PUBLISHED_RECORD
+    try:
+        last = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        last = None
+    if not isinstance(last, dict):
+        last = None
+    if (last is not None and last.get("stamp") == stamp
+            and (out_dir / MANIFEST_NAME).is_file()
+            and all((out_dir / n).is_file() for n in last["files"])):
+        log.info("publish skipped: nothing changed since the last run")
+        return (), len(last["files"])
     from aggregator.catalog import plan_publication, record_digests, recorded_digests
 
     labels = store.agencies()
     # An agency whose items are all gone (its sources removed) keeps an empty feed.
-    retired = sorted(_published_agencies(json.loads(recorded)) - set(labels)) if recorded else []
+    retired = sorted(_published_agencies(last) - set(labels)) if last is not None else []
     site = publish.site_from_config(config, {**{slug: slug for slug in retired}, **labels})
     publication = plan_publication(store, config, site, sorted(labels), out_dir=out_dir,
                                    recorded=recorded_digests(out_dir),
@@ -507,8 +621,8 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     result = publish.publish(publication.feeds, site, out_dir, publication.archives,
                              publication.unchanged)
     record_digests(out_dir, publication.digests)
-    store.set_meta("published", json.dumps({"stamp": stamp, "files": list(result.files),
-                                            "agencies": sorted({*labels, *retired})}))
+    write_atomic(record, json.dumps({"stamp": stamp, "files": list(result.files),
+                                     "agencies": sorted({*labels, *retired})}).encode())
     return result.written, result.unchanged
 
 

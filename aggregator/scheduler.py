@@ -222,6 +222,10 @@ class Daemon:
                 raise ConfigError(new.path, "output.dir",
                                   "cannot change while the daemon runs (it holds the lock "
                                   "there); restart the daemon to move the output")
+            if new.store.url != old.store.url:
+                raise ConfigError(new.path, "store",
+                                  "cannot change while the daemon runs (it holds the store's "
+                                  "lock); restart the daemon to use another store")
         except AggregatorError as exc:
             log.error("reload failed; keeping the running config", extra=facts(error=str(exc)))
             self.status.reloaded(False)

@@ -6,8 +6,9 @@ pipeline would find that out too, but only after importing SQLAlchemy, which alo
 more than everything else such a run does. This check reads the same tables (one schema:
 the store's, at the version `SCHEMA_VERSION` names) and answers only when it is sure:
 every source is a seed file with the same signature (size, mtime, inode) and the same
-agencies config as when it was last read, no failures, no item waiting for a story, and the
-published files are there with the stamp the next publish would compute. Then it records
+agencies config as when it was last read, no failures, no item waiting for a story, no item
+of a source the config no longer lists (the full run would withdraw it), and the published
+files are there with the stamp the next publish would compute. Then it records
 what the full run would have recorded (each source's last attempt and success) and returns
 the same result. In every other case — PostgreSQL, live feeds, a file that changed, a store
 at another schema version, any doubt — it returns None and the full pipeline runs.
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
 """The store schema version (its count of migrations) these queries were written for; a
 store at any other version goes through the full pipeline."""
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -116,6 +117,9 @@ def _check_and_record(
                 return None
         if db.execute("SELECT 1 FROM items WHERE story_id IS NULL LIMIT 1").fetchone():
             return None  # items an interrupted run left unplaced
+        stored_sources = {row[0] for row in db.execute("SELECT DISTINCT source_id FROM items")}
+        if not stored_sources <= set(ids):
+            return None  # items of a removed (or switched off) source: the full run decides
         files = _published_files(db, config)
         if files is None:
             return None
@@ -136,19 +140,25 @@ def _check_and_record(
 
 def _published_files(db: sqlite3.Connection, config: Config) -> int | None:
     """How many files the last publish wrote, if publishing now would be skipped (the
-    same stamp as the pipeline computes, and every file still there); else None."""
+    same stamp as the pipeline computes, the output directory's record of it and every file
+    it names still there); else None."""
     from aggregator import publish
+    from aggregator.manifest import MANIFEST_NAME, PUBLISH_SETTINGS, PUBLISHED_RECORD
 
-    meta = dict(db.execute(
-        "SELECT key, value FROM meta WHERE key IN ('generation', 'published')").fetchall())
-    recorded = meta.get("published")
-    if not recorded:
-        return None
-    last = json.loads(recorded)
-    generation = int(meta["generation"]) if meta.get("generation") else 0
-    stamp = (f"{generation}:{config.fingerprint('output', 'agencies')}:"
-             f"{publish.renderer_fingerprint()}")
     out_dir = config.output.dir
-    if last.get("stamp") != stamp or not all((out_dir / n).is_file() for n in last["files"]):
+    try:
+        last = json.loads((out_dir / PUBLISHED_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
-    return len(last["files"])
+    if not isinstance(last, dict) or not (out_dir / MANIFEST_NAME).is_file():
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    generation = int(row[0]) if row and row[0] else 0
+    stamp = (f"{generation}:{config.fingerprint(*PUBLISH_SETTINGS)}:"
+             f"{publish.renderer_fingerprint()}")
+    files = last.get("files")
+    if last.get("stamp") != stamp or not isinstance(files, list):
+        return None
+    if not all((out_dir / n).is_file() for n in files):
+        return None
+    return len(files)

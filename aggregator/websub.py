@@ -42,7 +42,7 @@ from aggregator.logs import facts
 if TYPE_CHECKING:
     import httpx
 
-    from aggregator.store import SqlStore
+    from aggregator.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ class Hub:
         self._busy: set[tuple[str, str]] = set()
         """(callback, topic) with a delivery queued or in flight."""
         self._threads: list[threading.Thread] = []
-        self._store: SqlStore | None = None
+        self._store: Store | None = None
         self._client: httpx.Client | None = None
 
     def start(self) -> None:
@@ -448,7 +448,7 @@ class Hub:
                 if self._queue.empty():
                     self._release_store()
 
-    def _db(self) -> SqlStore:
+    def _db(self) -> Store:
         """The store, opened (and migrated) on first use."""
         with self._lock:
             if self._store is None:

@@ -235,16 +235,13 @@ def test_max_entries_limits_every_feed(workspace: Workspace) -> None:
 def test_an_upgrade_of_the_renderer_republishes_though_no_story_changed(
     workspace: Workspace,
 ) -> None:
-    import sqlite3
-
     assert workspace.run("--once").returncode == 0
     assert "publish skipped" in workspace.run("--once", "-v").stderr
-    # What a run by an older version of the renderer would have left in the store.
-    with sqlite3.connect(workspace.state) as db:
-        (value,) = db.execute("SELECT value FROM meta WHERE key = 'published'").fetchone()
-        recorded = json.loads(value)
-        recorded["stamp"] = recorded["stamp"].rsplit(":", 1)[0] + ":0000000000000000"
-        db.execute("UPDATE meta SET value = ? WHERE key = 'published'", (json.dumps(recorded),))
+    # What a run by an older version of the renderer would have left in the output dir.
+    record = workspace.output / ".aggregate.published"
+    recorded = json.loads(record.read_text())
+    recorded["stamp"] = recorded["stamp"].rsplit(":", 1)[0] + ":0000000000000000"
+    record.write_text(json.dumps(recorded))
     before = {n: p.read_bytes() for n, p in workspace.output_files().items()}
     rerun = workspace.run("--once", "-v")
     assert rerun.returncode == 0

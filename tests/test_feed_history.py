@@ -291,14 +291,11 @@ def test_a_run_renders_only_the_subscription_documents_whose_stories_changed(
 def test_publish_names_every_file_it_wrote_or_kept(workspace: Workspace) -> None:
     import json
 
-    from aggregator.store import open_store
-
     def recorded() -> set[str]:
-        store = open_store(f"sqlite:///{workspace.state}")
-        try:
-            return set(json.loads(store.get_meta("published") or "{}")["files"])
-        finally:
-            store.close()
+        # The output directory's own record of its publish (not the store's: nodes sharing
+        # a store each publish their own directory).
+        record = workspace.output / ".aggregate.published"
+        return set(json.loads(record.read_text(encoding="utf-8"))["files"])
 
     history_workspace(workspace)
     on_disk = set(snapshot(workspace.output))

@@ -1,0 +1,93 @@
+"""The dedup index: blocking keys of stored items, so a run compares new items only with
+the stored items that share a rare key with them."""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from aggregator.store.api import Candidates, StoryPlan
+from aggregator.store.engine import SqlBase, bulk_insert, chunks
+from aggregator.store.schema import dedup_keys
+
+_KEY_ROWS_AT_ONCE = 50_000
+"""Index rows inserted per statement: bounds memory on a large first run."""
+
+
+class DedupIndex(SqlBase):
+    """The `dedup_keys` table."""
+
+    def candidates(
+        self, keys: Iterable[str], days: tuple[int, int] | None, limit_per_key: int
+    ) -> Candidates:
+        """Stored items sharing each key, within a day range (undated items always match).
+
+        A key shared by more than `limit_per_key` items is too common to tell stories
+        apart: it is reported in `common` instead.
+        """
+        by_hash = {key_hash(k): k for k in keys}
+        in_range = (sa.or_(dedup_keys.c.day.between(*days), dedup_keys.c.day.is_(None))
+                    if days is not None else sa.true())
+        common: set[str] = set()
+        wanted: list[int] = []
+        result: dict[str, set[str]] = defaultdict(set)
+        with self._tx() as conn:
+            # Count first (inside the index), so a common key's thousands of postings are
+            # never fetched only to be dropped.
+            for chunk in chunks(sorted(by_hash)):
+                counts = conn.execute(
+                    sa.select(dedup_keys.c.key, sa.func.count())
+                    .where(dedup_keys.c.key.in_(chunk), in_range)
+                    .group_by(dedup_keys.c.key)
+                )
+                for hashed, count in counts:
+                    if count > limit_per_key:
+                        common.add(by_hash[hashed])
+                    else:
+                        wanted.append(hashed)
+            for chunk in chunks(wanted):
+                rows = conn.execute(
+                    sa.select(dedup_keys.c.key, dedup_keys.c.item_id)
+                    .where(dedup_keys.c.key.in_(chunk), in_range)
+                )
+                for hashed, item_id in rows:
+                    result[by_hash[hashed]].add(item_id)
+        return Candidates(items=dict(result), common=frozenset(common))
+
+    def has_index(self) -> bool:
+        """Whether any item is in the blocking index yet (not on a first run)."""
+        with self._tx() as conn:
+            return conn.execute(sa.select(dedup_keys.c.key).limit(1)).first() is not None
+
+
+def write_index(conn: Connection, plan: StoryPlan) -> None:
+    """Replace the index rows of the plan's items (in the plan's transaction)."""
+    if plan.keyed_items:
+        for chunk in chunks(sorted(plan.keyed_items)):
+            conn.execute(dedup_keys.delete().where(dedup_keys.c.item_id.in_(chunk)))
+    if plan.index_rows is not None:
+        rows: list[tuple[int, str, int | None]] = []
+        for key, item_id, day in plan.index_rows():
+            rows.append((key_hash(key), item_id, day))
+            if len(rows) >= _KEY_ROWS_AT_ONCE:
+                bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
+                rows = []
+        bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
+
+
+def key_hash(key: str) -> int:
+    """A blocking key as a signed 64-bit integer: smaller rows and faster indexes than text.
+
+    CRC-32 and Adler-32 side by side: two independent checksums, cheap on short keys, and
+    stable across processes. A rare collision only adds a candidate, which is compared and
+    dropped like any other.
+    """
+    data = key.encode()
+    value = zlib.crc32(data) << 32 | zlib.adler32(data)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
