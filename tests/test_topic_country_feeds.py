@@ -123,8 +123,11 @@ def test_a_topic_matches_words_agencies_and_countries(workspace: Workspace) -> N
     (workspace.seeds / "extra.txt").write_text(seed_text([
         ("Ransomware gang dismantled", "Europol",
          "The Hague, 2 December 2024 – Police in Montenegro took down a ransomware gang."),
-        ("Ransomware warning issued", "NATO",
-         "On Tuesday 3 December 2024, NATO warned of ransomware."),
+        # Not the same event (dedup keeps it apart), about ransomware in Montenegro too:
+        # excluded by `not agency:nato` alone.
+        ("Allies warned of ransomware against logistics", "NATO",
+         "On 9 September 2024, NATO warned its members about ransomware attacks on "
+         "military logistics in Montenegro."),
     ]), encoding="utf-8")
     run_with_config(workspace, """
         [[topics]]
@@ -132,6 +135,9 @@ def test_a_topic_matches_words_agencies_and_countries(workspace: Workspace) -> N
         title = "Ransomware in the Balkans"
         query = 'ransomware country:ME not agency:nato'
     """)
+    combined = feedparser.parse((workspace.output / "combined.atom").read_bytes())
+    assert {"Ransomware gang dismantled", "Allies warned of ransomware against logistics"} <= {
+        e.title for e in combined.entries}
     feed = feedparser.parse((workspace.output / "topic-balkan-ransomware.atom").read_bytes())
     assert [e.title for e in feed.entries] == ["Ransomware gang dismantled"]
     assert feed.feed.title == "Ransomware in the Balkans — Test Newswire"
