@@ -34,12 +34,15 @@ def start_pool(workers: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecut
     context: multiprocessing.context.BaseContext
     pool = None
     try:
+        parent: int | None = None
         if threading.active_count() == 1:
             context = multiprocessing.get_context("fork")
+            parent = os.getpid()  # forked workers are this process's children
         else:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(list(preload))
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with_parent,
+                                   initargs=(parent,))
         # A fork pool starts all its workers on the first task: let that happen here, while
         # this is still the only thread.
         pool.submit(int).result()
@@ -52,11 +55,15 @@ def start_pool(workers: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecut
     return pool
 
 
-def _exit_with_parent() -> None:
+def _exit_with_parent(expected: int | None = None) -> None:
     """Worker initializer: leave as soon as the process that started this worker is gone.
     A killed run would otherwise leave its idle workers waiting for ever: each holds the
-    writing end of its own task pipe, so it never sees the pipe close."""
+    writing end of its own task pipe, so it never sees the pipe close. `expected` is the
+    parent a forked worker should have: one whose parent died before this ran (a run
+    killed while starting its pool) leaves at once instead of watching its new parent."""
     parent = os.getppid()
+    if expected is not None and parent != expected:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:
