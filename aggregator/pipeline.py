@@ -42,6 +42,9 @@ _FEATURE_BATCH = 1000
 _WORKERS_FROM_BYTES = 1_000_000
 """A run expected to read less than this is prepared in the main process: starting worker
 processes would cost more than it saves."""
+_WORKERS_FROM_UNITS = 8
+"""...unless this many units bring a document: the feed reader would start workers of its
+own for them (`sources.feed.PARALLEL_PARSE_MIN_FEEDS`), later, with threads about."""
 
 
 @dataclass(slots=True)
@@ -143,7 +146,7 @@ def _read_due_sources(
     def is_due(source_id: str, state: SourceState | None) -> bool:
         return units[source_id].due(state, now)
 
-    with _Workers() as pool:
+    with _Workers() as run_workers:
         while True:
             now = batch_clock()
             batch = store.claim_sources(
@@ -155,8 +158,12 @@ def _read_due_sources(
             jobs = [ReadJob(units[s], state, state is None or state.read_digest != read_digest)
                     for s, state in batch.items()]
             try:
+                # The worker processes start before the lease keeper's thread exists: a
+                # process with one thread forks its workers, which then die with it.
+                pool = run_workers.for_jobs(jobs)
                 with _LeaseKeeper(store, batch, holder, config.store.lease):
-                    _read(store, config, jobs, read_digest, now, progress, pool)
+                    _read(store, config, jobs, read_digest, now, progress, pool,
+                          run_workers.count)
                     # Saved before the release: whoever claims a unit next sees it was read.
                     store.save_source_states(progress.states_to_save)
                     progress.states_to_save.clear()
@@ -236,9 +243,12 @@ class _Workers:
         """How many worker processes a run may use."""
         return self._count
 
-    def for_work(self, expected: int) -> Executor | None:
-        """The pool, started if `expected` bytes are worth it (None: prepare here)."""
-        if self._pool is None and self._count > 1 and expected >= _WORKERS_FROM_BYTES:
+    def for_jobs(self, jobs: Sequence[ReadJob]) -> Executor | None:
+        """The pool, started if the jobs' work is worth it (None: prepare here): enough
+        bytes, or enough units with a document to parse."""
+        work = [_expected_work(job) for job in jobs]
+        worth = sum(work) >= _WORKERS_FROM_BYTES or sum(1 for w in work if w) >= _WORKERS_FROM_UNITS
+        if self._pool is None and self._count > 1 and worth:
             self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",))
         return self._pool
 
@@ -279,7 +289,7 @@ def _failing_note(state: SourceState) -> str:
 
 def _read(
     store: Store, config: Config, jobs: Sequence[ReadJob], read_digest: str,
-    now: datetime, progress: _Progress, run_workers: _Workers,
+    now: datetime, progress: _Progress, pool: Executor | None, processes: int,
 ) -> None:
     """Read every job and store what it gave.
 
@@ -287,8 +297,7 @@ def _read(
     items are prepared (normalized and analysed) in worker processes when the run is large,
     and stored here as each source's preparation completes, while the others go on.
     """
-    pool = run_workers.for_work(sum(_expected_work(job) for job in jobs))
-    preparation = _Preparation(pool, config, now, limit=2 * run_workers.count)
+    preparation = _Preparation(pool, config, now, limit=2 * processes)
     preparer = functools.partial(prepare, agencies=dict(config.agencies), now=now)
     for outcome in read_all(jobs, now, pool, preparer):
         new_state = _handle_outcome(store, outcome, read_digest, now, progress)
