@@ -166,5 +166,8 @@ def wait_healthy(base: str, what: str) -> None:
 
 
 def published_names(output: Path) -> Sequence[str]:
-    """The names of the published files in an output directory."""
-    return sorted(p.name for p in output.iterdir() if not p.name.startswith("."))
+    """The published files of an output directory, as paths relative to it (the archive's
+    files under `archive/` included; hidden files and directories themselves left out)."""
+    return sorted(p.relative_to(output).as_posix() for p in output.rglob("*")
+                  if p.is_file() and not any(part.startswith(".")
+                                             for part in p.relative_to(output).parts))
