@@ -468,6 +468,16 @@ def _deduplicate(
     """Place new items in stories (their features `fresh` from this run, or from the store
     for items an interrupted run left unplaced); re-rank the stories of edited items."""
     pending = store.unassigned_items()
+    if pending:
+        # Under the placement lock, which `aggregate forget` holds too: an item another
+        # node stored while it was being forgotten (read just before its tombstones were
+        # written) is dropped here, before it reaches a story.
+        late = store.drop_forgotten(pending)
+        if late.items:
+            dropped = {item.item_id for item in late.items}
+            pending = [i for i in pending if i not in dropped]
+            log.info("forgotten=%d (stored while `aggregate forget` took them down; dropped)",
+                     len(dropped))
     if not pending and not changed:
         return  # nothing to place: a run of 304s never even loads dedup (and numpy)
     from aggregator import dedup

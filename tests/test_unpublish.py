@@ -134,6 +134,39 @@ def test_forget_an_item_of_a_live_feed_for_good(
     assert [item["title"] for item in combined(workspace)] == ["Kept release on the summit"]
 
 
+def test_an_item_stored_again_while_it_was_forgotten_never_reaches_a_story(
+    workspace: Workspace,
+) -> None:
+    # Another node read the source just before `forget` wrote the tombstones: its check
+    # found none, and it stored the items again after they were removed, not yet placed.
+    import sqlite3
+
+    assert workspace.run("--once").returncode == 0
+    story = story_with(workspace, MONTENEGRO)
+    assert story is not None
+    with sqlite3.connect(workspace.state) as db:
+        db.row_factory = sqlite3.Row
+        rows = [dict(row) for row in db.execute(
+            "SELECT * FROM items WHERE story_id = ?", (story["id"].removeprefix("urn:uuid:"),))]
+    assert len(rows) == 2
+    assert workspace.run("forget", story["id"]).returncode == 0
+    with sqlite3.connect(workspace.state) as db:
+        columns = list(rows[0])
+        db.executemany(
+            f"INSERT INTO items ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' * len(columns))})",
+            [[None if c == "story_id" else row[c] for c in columns] for row in rows])
+    rerun = workspace.run("--once", "-v")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "forgotten=2" in rerun.stderr
+    assert story_with(workspace, MONTENEGRO) is None
+    assert len(combined(workspace)) == 18
+    with sqlite3.connect(workspace.state) as db:
+        ids = [row["item_id"] for row in rows]
+        assert db.execute(f"SELECT count(*) FROM items WHERE item_id IN "
+                          f"({', '.join('?' * len(ids))})", ids).fetchone() == (0,)
+
+
 def test_forget_something_unknown_says_so(workspace: Workspace) -> None:
     assert workspace.run("--once").returncode == 0
     result = workspace.run("forget", "urn:newswire:item:ffffffffffff")

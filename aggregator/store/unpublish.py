@@ -83,6 +83,28 @@ class Unpublishing(StoryTables):
                     sa.select(tombstones.c.key).where(tombstones.c.key.in_(chunk))).scalars())
         return [any(key in dead for key in item_keys) for item_keys in keys]
 
+    def drop_forgotten(self, item_ids: Iterable[str]) -> Removal:
+        """Remove those of these items that a tombstone names. A node that checked
+        `forgotten` just before another wrote the tombstones stores the item again; placing
+        runs under the placement lock, which forgetting holds too, so calling this there
+        keeps such an item out of every story."""
+        ids = sorted(set(item_ids))
+        with self._tx() as conn:
+            if not ids or conn.execute(sa.select(tombstones.c.key).limit(1)).first() is None:
+                return Removal()
+            dead: list[str] = []
+            for chunk in chunks(ids):
+                keys = {row.item_id: identity_keys(row) for row in conn.execute(
+                    sa.select(items.c.item_id, items.c.agency, items.c.guid, items.c.link,
+                              items.c.title_key, items.c.content_hash)
+                    .where(items.c.item_id.in_(chunk)))}
+                known: set[str] = set()
+                for key_chunk in chunks(sorted({k for ks in keys.values() for k in ks})):
+                    known.update(conn.execute(sa.select(tombstones.c.key).where(
+                        tombstones.c.key.in_(key_chunk))).scalars())
+                dead.extend(i for i, ks in keys.items() if any(k in known for k in ks))
+            return self._remove(conn, dead)
+
     def find_items(self, reference: str) -> list[StoredItem]:
         """Items by id (or its first characters, at least 4), guid or link."""
         text = reference.strip().removeprefix("urn:newswire:item:")
