@@ -225,10 +225,10 @@ def run_lock(config: Config) -> Iterator[None]:
         try:
             state.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(config.path, "store.path",
-                              f"cannot create {state.parent}: {exc.strerror}") from None
+            raise StoreError(f"{config.path}: store.path: cannot create {state.parent}: "
+                             f"{exc.strerror}") from None
     # A read-only or foreign output directory cannot be published into (exit 5); a state
-    # file's lock that cannot be made means an unusable store (exit 4).
+    # directory or lock that cannot be made means an unusable store (exit 4).
     with _held(out_dir / LOCK_NAME, lambda why: PublishError(
             f"{config.path}: output.dir: cannot write in {out_dir}: {why}")):
         if state is None:

@@ -102,6 +102,22 @@ def test_a_damaged_store_exits_4_saying_to_move_it_aside(workspace: Workspace) -
     assert_one_error(result.stderr, str(workspace.state), "move it aside")
 
 
+def test_a_state_directory_that_cannot_be_made_exits_4_naming_the_key(
+    workspace: Workspace,
+) -> None:
+    (workspace.root / "not-a-dir").write_text("a file where the state directory should be")
+    workspace.write_config("", header="""
+[output]
+dir = "../output"
+[store]
+path = "../not-a-dir/state.db"
+""")
+    result = workspace.run("--once")
+    assert result.returncode == EXIT_STORE, result.stderr
+    assert_one_error(result.stderr, "store.path", "not-a-dir")
+    assert not (workspace.output / "combined.atom").exists()
+
+
 def test_an_unsupported_store_url_names_the_key(workspace: Workspace) -> None:
     workspace.write_config("", header="""
 [output]
