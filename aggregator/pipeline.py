@@ -485,9 +485,7 @@ def _publish(store: SqlStore, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = (f"{store.generation()}:"
-             f"{config.fingerprint('output', 'agencies', 'websub', 'topics', 'countries')}:"
-             f"{publish.renderer_fingerprint()}")
+    stamp = publish.publish_stamp(store.generation(), config)
     recorded = store.get_meta("published")
     if recorded:
         last = json.loads(recorded)

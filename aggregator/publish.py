@@ -248,6 +248,18 @@ def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> 
     return files
 
 
+def publish_stamp(generation: int, config: Config) -> str:
+    """What a publish depends on: the store's generation, the settings that shape the output
+    and the rendering code. A run whose stamp is the last publish's skips publishing (the
+    pipeline and the unchanged-rerun check both ask this one function)."""
+    settings = config.fingerprint("output", "agencies", "websub", "topics", "countries")
+    return f"{generation}:{settings}:{renderer_fingerprint()}"
+
+
+_RENDERING_MODULES = ("publish.py", "catalog.py", "history.py", "markup.py", "urls.py")
+"""The modules whose code decides how published files look."""
+
+
 @cache
 def renderer_fingerprint() -> str:
     """A digest of the code and templates that render the output: an upgrade that changes
@@ -255,7 +267,9 @@ def renderer_fingerprint() -> str:
     from importlib import resources
 
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(Path(__file__).read_bytes())
+    package = Path(__file__).parent
+    for module in _RENDERING_MODULES:
+        digest.update(module.encode() + (package / module).read_bytes())
     templates = resources.files("aggregator") / "templates"
     for entry in sorted(templates.iterdir(), key=lambda e: e.name):
         if entry.is_file():

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.errors import SourceError
+from aggregator.manifest import MANIFEST_NAME
 from aggregator.model import RunResult, SourceReport
 
 if TYPE_CHECKING:
@@ -33,9 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
 """The store schema version (its count of migrations) these queries were written for; a
-store at any other version goes through the full pipeline."""
+store at any other version goes through the full pipeline. (Versions 2-4 added tables these
+queries do not read: WebSub subscriptions, tombstones, story feeds.)"""
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 """How the store's DateTime columns are written on SQLite (SQLAlchemy's storage format)."""
 _CHUNK = 500
@@ -146,9 +148,9 @@ def _published_files(db: sqlite3.Connection, config: Config) -> int | None:
         return None
     last = json.loads(recorded)
     generation = int(meta["generation"]) if meta.get("generation") else 0
-    stamp = (f"{generation}:{config.fingerprint('output', 'agencies')}:"
-             f"{publish.renderer_fingerprint()}")
+    stamp = publish.publish_stamp(generation, config)
     out_dir = config.output.dir
-    if last.get("stamp") != stamp or not all((out_dir / n).is_file() for n in last["files"]):
+    if (last.get("stamp") != stamp or not (out_dir / MANIFEST_NAME).is_file()
+            or not all((out_dir / n).is_file() for n in last["files"])):
         return None
     return len(last["files"])
