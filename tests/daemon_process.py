@@ -166,5 +166,7 @@ def wait_healthy(base: str, what: str) -> None:
 
 
 def published_names(output: Path) -> Sequence[str]:
-    """The names of the published files in an output directory."""
-    return sorted(p.name for p in output.iterdir() if not p.name.startswith("."))
+    """The published files in an output directory, as paths relative to it (archives in
+    `archive/` included; hidden files and directories left out)."""
+    return sorted(p.relative_to(output).as_posix() for p in output.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
