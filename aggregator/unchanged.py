@@ -118,6 +118,9 @@ def _check_and_record(
                 return None
         if db.execute("SELECT 1 FROM items WHERE story_id IS NULL LIMIT 1").fetchone():
             return None  # items an interrupted run left unplaced
+        stored = {row[0] for row in db.execute("SELECT DISTINCT source_id FROM items")}
+        if not stored <= set(ids):
+            return None  # a source left the config: the full run withdraws its items
         files = _published_files(db, config)
         if files is None:
             return None
