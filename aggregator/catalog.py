@@ -40,7 +40,7 @@ from aggregator.store import Store
 
 _BATCH = 1000
 """Stories loaded from the store at a time."""
-DIGESTS_FILE = ".documents.json"
+DIGESTS_FILE = ".digests"
 """In the output directory: the digest each document's files were written from. It lives
 with the files it describes (hidden, so never served): nodes sharing one store each keep
 their own output directory."""

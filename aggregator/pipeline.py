@@ -26,7 +26,7 @@ from aggregator.config import Config, is_reserved_slug
 from aggregator.errors import PublishError, SourceError, StoreError
 from aggregator.fileio import write_atomic
 from aggregator.logs import facts
-from aggregator.manifest import MANIFEST_NAME, PUBLISH_SETTINGS, PUBLISHED_RECORD
+from aggregator.manifest import MANIFEST_NAME, PUBLISHED_RECORD
 from aggregator.model import RawItem, RunResult, SourceReport
 from aggregator.prepare import Prepared, prepare
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
@@ -611,9 +611,7 @@ def _publish(store: Store, config: Config) -> tuple[tuple[str, ...], int]:
     from aggregator import publish
 
     out_dir = config.output.dir
-    stamp = (f"{store.generation()}:"
-             f"{config.fingerprint(*PUBLISH_SETTINGS)}:"
-             f"{publish.renderer_fingerprint()}")
+    stamp = publish.publish_stamp(store.generation(), config)
     # What this output directory holds is recorded in it, not in the store: several nodes
     # share one store, each publishing its own directory.
     record = out_dir / PUBLISHED_RECORD

@@ -248,6 +248,20 @@ def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> 
     return files
 
 
+def publish_stamp(generation: int, config: Config) -> str:
+    """What a publish depends on: the store's generation, the settings that shape the output
+    and the rendering code. A run whose stamp is the last publish's skips publishing (the
+    pipeline and the unchanged-rerun check both ask this one function)."""
+    from aggregator.manifest import PUBLISH_SETTINGS
+
+    settings = config.fingerprint(*PUBLISH_SETTINGS)
+    return f"{generation}:{settings}:{renderer_fingerprint()}"
+
+
+_RENDERING_MODULES = ("publish.py", "catalog.py", "history.py", "markup.py", "urls.py")
+"""The modules whose code decides how published files look."""
+
+
 @cache
 def renderer_fingerprint() -> str:
     """A digest of the code and templates that render the output: an upgrade that changes
@@ -255,7 +269,9 @@ def renderer_fingerprint() -> str:
     from importlib import resources
 
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(Path(__file__).read_bytes())
+    package = Path(__file__).parent
+    for module in _RENDERING_MODULES:
+        digest.update(module.encode() + (package / module).read_bytes())
     templates = resources.files("aggregator") / "templates"
     for entry in sorted(templates.iterdir(), key=lambda e: e.name):
         if entry.is_file():
@@ -357,9 +373,9 @@ def _generator(feed: FeedPlan, site: Site) -> Any:
     if _hubs(feed, site):
         fg.register_extension("websub", _websub_extension(), atom=False, rss=True)
         fg.websub.hubs = _hubs(feed, site)
-    if feed.history.archive or feed.history.links():
+    if feed.history.archive or extra_links(feed, site, "atom"):
         fg.register_extension("fh", _feed_history_extension(), None, atom=True, rss=True)
-        fg.fh.set_history(feed.history, site)
+        fg.fh.set_feed(feed, site)
     fg.id(site.url(f"{feed.name}.atom"))
     fg.title(xml_safe(feed.title))
     fg.subtitle(_subtitle(feed, site))
@@ -392,6 +408,14 @@ def _links(fg: Any, feed: FeedPlan, site: Site, fmt: str) -> None:
     fg.link(href=site.url("index.html"), rel="alternate", type="text/html")
 
 
+def extra_links(feed: FeedPlan, site: Site, fmt: str) -> list[tuple[str, str, str | None]]:
+    """Feed-level links beyond self and alternate, as (rel, href, media type): RFC 5005's
+    `current`, `prev-archive` and `next-archive`. Written into Atom and, as atom:link, into
+    RSS (where feedgen itself writes only the self link): the place for any other rel."""
+    return [(rel, site.url(f"{stem}.{fmt}"), MEDIA_TYPES[fmt])
+            for rel, stem in feed.history.links()]
+
+
 @cache
 def _websub_extension() -> type:
     """A feedgen extension that puts `<atom:link rel="hub">` after an RSS channel's self
@@ -416,30 +440,30 @@ def _websub_extension() -> type:
 
 
 def _feed_history_extension() -> type:
-    """A feedgen extension writing RFC 5005 markup: `fh:archive` and the archive links (as
-    atom:link in RSS, where feedgen writes only the self link)."""
+    """A feedgen extension writing RFC 5005 markup, `fh:archive`, and `extra_links`."""
     from lxml import etree  # type: ignore[import-untyped]
 
     class FeedHistoryExtension:
         def __init__(self) -> None:
-            self._history = HistoryLinks()
+            self._feed: FeedPlan | None = None
             self._site: Site | None = None
 
-        def set_history(self, history: HistoryLinks, site: Site) -> None:
-            self._history, self._site = history, site
+        def set_feed(self, feed: FeedPlan, site: Site) -> None:
+            self._feed, self._site = feed, site
 
         def extend_ns(self) -> dict[str, str]:
             return {"fh": FEED_HISTORY_NS}
 
         def _add(self, parent: Any, fmt: str) -> None:
-            assert self._site is not None
-            if self._history.archive:
+            assert self._feed is not None and self._site is not None
+            if self._feed.history.archive:
                 etree.SubElement(parent, f"{{{FEED_HISTORY_NS}}}archive")
             # feedgen writes Atom's own elements unqualified (under a plain xmlns attribute).
             tag = "link" if fmt == "atom" else f"{{{ATOM_NS}}}link"
-            for rel, stem in self._history.links():
-                etree.SubElement(parent, tag, rel=rel, href=self._site.url(f"{stem}.{fmt}"),
-                                 type=MEDIA_TYPES[fmt])
+            for rel, href, media_type in extra_links(self._feed, self._site, fmt):
+                link = etree.SubElement(parent, tag, rel=rel, href=href)
+                if media_type:
+                    link.set("type", media_type)
 
         def extend_atom(self, feed: Any) -> Any:
             self._add(feed, "atom")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import Config
 from aggregator.errors import SourceError
+from aggregator.manifest import MANIFEST_NAME
 from aggregator.model import RunResult, SourceReport
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 5
 """The store schema version (its count of migrations) these queries were written for; a
-store at any other version goes through the full pipeline."""
+store at any other version goes through the full pipeline. (Versions 2-5 added tables these
+queries do not read: leases, WebSub subscriptions, tombstones, story feeds.)"""
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 """How the store's DateTime columns are written on SQLite (SQLAlchemy's storage format)."""
 _CHUNK = 500
@@ -143,7 +145,7 @@ def _published_files(db: sqlite3.Connection, config: Config) -> int | None:
     same stamp as the pipeline computes, the output directory's record of it and every file
     it names still there); else None."""
     from aggregator import publish
-    from aggregator.manifest import MANIFEST_NAME, PUBLISH_SETTINGS, PUBLISHED_RECORD
+    from aggregator.manifest import PUBLISHED_RECORD
 
     out_dir = config.output.dir
     try:
@@ -154,8 +156,7 @@ def _published_files(db: sqlite3.Connection, config: Config) -> int | None:
         return None
     row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     generation = int(row[0]) if row and row[0] else 0
-    stamp = (f"{generation}:{config.fingerprint(*PUBLISH_SETTINGS)}:"
-             f"{publish.renderer_fingerprint()}")
+    stamp = publish.publish_stamp(generation, config)
     files = last.get("files")
     if last.get("stamp") != stamp or not isinstance(files, list):
         return None

@@ -20,8 +20,12 @@ def serve_once(workspace: Workspace, output_table: str) -> tuple[DaemonProcess, 
     """Start a daemon on a free port with this [output] table; return it and its URL."""
     workspace.write_config('[schedule]\ninterval = "1h"\n', header=output_table + STORE)
     daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
-    base = daemon.base_url
-    daemon.wait_for_runs(1)
+    try:
+        base = daemon.base_url
+        daemon.wait_for_runs(1)
+    except BaseException:
+        daemon.close()
+        raise
     return daemon, base
 
 

@@ -13,7 +13,10 @@ from pathlib import Path
 import feedparser
 import pytest
 from conftest import DATA, Workspace
+from pytest_httpserver import HTTPServer
 from test_cli_once import UPDATE_GOLDEN, normalized
+from test_feeds_e2e import FETCH_TABLE, PAYLOADS, feed_sources
+from unsafe_markup import unsafe_markup
 
 from aggregator.history import Dated, split_history
 
@@ -324,3 +327,21 @@ def test_every_entry_without_a_source_link_links_to_the_page_that_shows_it(
             assert f'id="{anchor}"' in shown, (path.name, entry.link)
             checked += 1
     assert checked > 40
+
+
+def test_hostile_feeds_leak_nothing_into_archives_topics_or_countries(
+    workspace: Workspace, loopback: HTTPServer,
+) -> None:
+    for path, body in PAYLOADS.items():
+        loopback.expect_request(path).respond_with_data(body, content_type="application/xml")
+    header = HISTORY_HEADER.replace("max_entries = 3", "max_entries = 1").replace(
+        "min_stories = 2", "min_stories = 1")
+    workspace.write_config(
+        FETCH_TABLE + feed_sources([loopback.url_for(p) for p in PAYLOADS])
+        + "\n[[topics]]\nslug = 'all'\ntitle = 'All'\nquery = 'not agency:none'\n",
+        header=header)
+    result = workspace.run("--once")
+    assert "Traceback" not in result.stderr
+    assert result.returncode in (0, 1), result.stderr
+    assert (workspace.output / "archive").is_dir()
+    assert unsafe_markup(workspace.output) == []

@@ -196,10 +196,11 @@ def test_two_thousand_slow_clients_under_a_1024_file_limit(workspace: Workspace)
         assert "outcome=ok" in runs[-1], runs[-1]
         health = json.loads(timed_get(base, "/healthz")[1])
         assert health["status"] == "ok" and health["last_run"]["outcome"] == "ok"
+        assert daemon.stop() == 0
     finally:
         for sock in clients:
             sock.close()
-    assert daemon.stop() == 0
+        daemon.close()  # killed if a failed assertion left it running
     log = daemon.log
     assert "unable to open database file" not in log
     # Accept errors, if any, are throttled to one line per 10 s.

@@ -58,6 +58,7 @@ def test_a_removed_source_stops_contributing_and_its_agency_keeps_an_empty_feed(
     before = story_with(workspace, MONTENEGRO)
     assert before is not None and len(before["_aggregator"]["members"]) == 3
     assert len(atom_entries(workspace, "frontex.atom")) == 1
+    frontex_id = atom_entries(workspace, "frontex.atom")[0].findtext(f"{ATOM}id")
 
     workspace.write_config('[agencies.frontex]\nname = "Frontex"\n')  # the source is removed
     result = workspace.run("--once")
@@ -80,6 +81,15 @@ def test_a_removed_source_stops_contributing_and_its_agency_keeps_an_empty_feed(
                            + '[agencies.frontex]\nname = "Frontex"\n')
     assert workspace.run("--once").returncode == 0
     assert len(story_with(workspace, MONTENEGRO)["_aggregator"]["members"]) == 2  # type: ignore[index]
+    # Configured again, the source brings its items back under the same ids.
+    workspace.write_config(EXTRA_SOURCE + '[agencies.frontex]\nname = "Frontex"\n')
+    assert workspace.run("--once").returncode == 0
+    assert [e.findtext(f"{ATOM}id") for e in atom_entries(workspace, "frontex.atom")] == [
+        frontex_id]
+    assert "frontex" in (workspace.output / "feeds.opml").read_text(encoding="utf-8")
+    back = story_with(workspace, MONTENEGRO)
+    assert back is not None and back["id"] == before["id"]
+    assert len(back["_aggregator"]["members"]) == 3
 
 
 def test_forget_a_story_by_its_first_characters(workspace: Workspace) -> None:
@@ -113,6 +123,9 @@ def test_forget_an_item_of_a_live_feed_for_good(
         "<item><title>Withdrawn release on exercise Steadfast</title><guid>w-1</guid>"
         "<link>https://nato.example.test/withdrawn</link>"
         "<description>Text of the withdrawn release.</description></item>"
+        "<item><title>Port visit of the standing maritime group in Split</title>"
+        "<link>https://nato.example.test/by-link</link>"
+        "<description>Ships of the group called at Split, Croatia.</description></item>"
         "<item><title>Kept release on the summit</title><guid>k-1</guid>"
         "<description>Text of the kept release.</description></item>"
         "</channel></rss>", content_type="application/rss+xml")
@@ -125,12 +138,15 @@ def test_forget_an_item_of_a_live_feed_for_good(
     result = workspace.run("forget", entry.findtext(f"{ATOM}id") or "")
     assert result.returncode == 0, result.stderr
     assert "Withdrawn release on exercise Steadfast" in result.stdout
+    by_link = workspace.run("forget", "https://nato.example.test/by-link")
+    assert by_link.returncode == 0, by_link.stderr
+    assert "Port visit of the standing maritime group in Split" in by_link.stdout
     titles = [item["title"] for item in combined(workspace)]
     assert titles == ["Kept release on the summit"]
     # The feed still lists it: a run fetches it again, and it stays down.
     rerun = workspace.run("--once", "-v")
     assert rerun.returncode == 0, rerun.stderr
-    assert "forgotten=1" in rerun.stderr
+    assert "forgotten=2" in rerun.stderr
     assert [item["title"] for item in combined(workspace)] == ["Kept release on the summit"]
 
 

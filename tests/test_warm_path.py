@@ -79,7 +79,7 @@ def test_an_unchanged_rerun_imports_no_heavy_package_and_records_the_full_runs_s
     assert packages & HEAVY == set()
     assert "sqlite3" in packages  # it did look at the store
     assert summary(done) == ("aggregate: 2 sources ok, 0 failed; 20 items (0 new, 0 updated); "
-                             "19 stories; 0 files written, 20 unchanged")
+                             f"19 stories; 0 files written, {len(stamps)} unchanged")
     assert {n: p.stat().st_mtime_ns for n, p in workspace.output_files().items()} == stamps
     quick_rows = sources_rows(workspace.state)
 

@@ -100,8 +100,8 @@ def _json_problems(path: Path) -> list[str]:
 def unsafe_markup(output_dir: Path) -> list[str]:
     """Every unsafe thing in the published files of `output_dir` (empty when all is well)."""
     problems: list[str] = []
-    for path in sorted(output_dir.iterdir()):
-        if path.name.startswith("."):
+    for path in sorted(output_dir.rglob("*")):  # archives in archive/ too
+        if path.name.startswith(".") or not path.is_file():
             continue
         if path.suffix in (".atom", ".rss"):
             problems += _feed_xml_problems(path)
