@@ -21,14 +21,12 @@ from aggregator.dedup.blocking import (
     stored_candidates,
 )
 from aggregator.dedup.cluster import (
-    STORY_NAMESPACE,
     Clustering,
     cluster,
     joins,
     processing_order,
     rerank,
     richness,
-    story_id_for,
 )
 from aggregator.dedup.compare import (
     UNIFORM,
@@ -47,6 +45,7 @@ from aggregator.dedup.features import (
     extract_many,
     settled,
 )
+from aggregator.identity import STORY_NAMESPACE, story_id_for
 
 __all__ = [
     "FEATURES_VERSION",

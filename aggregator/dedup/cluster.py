@@ -9,7 +9,6 @@ an item exactly as a cold run would: the same candidates, the same comparisons.
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,10 +16,8 @@ from aggregator.config import DedupConfig
 from aggregator.dedup.blocking import Index, blocking_keys
 from aggregator.dedup.compare import Comparison, compare
 from aggregator.dedup.features import Features
+from aggregator.identity import story_id_for
 from aggregator.model import MatchNote
-
-STORY_NAMESPACE = uuid.UUID("6f1d3c52-4e0b-5a8e-9b7c-2d4f6a8b0c1e")
-"""Namespace of story GUIDs: uuid5(namespace, founding item id), stable for a fresh store too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +188,3 @@ def richness(f: Features) -> tuple[bool, bool, int, bool, bool, int, str]:
         f.seen_day,
         f.item_id,
     )
-
-
-def story_id_for(founding_item_id: str) -> str:
-    """The GUID of a story founded by an item: stable, and unique because item ids are."""
-    return str(uuid.uuid5(STORY_NAMESPACE, founding_item_id))
