@@ -142,12 +142,12 @@ def poll(check: Callable[[], T | None], *, timeout: float = 20.0, interval: floa
 
 @contextmanager
 def serving_seeds(root: Path, config_body: str = '[schedule]\ninterval = "1h"\n',
-                  ) -> Iterator[tuple[Workspace, str]]:
+                  *, header: str | None = None) -> Iterator[tuple[Workspace, str]]:
     """A workspace of the bundled seeds under `root`, published and served by a daemon on a
     free port: yields the workspace and the base URL, and stops the daemon (status 0) after."""
     workspace = Workspace(root)
     workspace.copy_bundled_seeds()
-    workspace.write_config(config_body)
+    workspace.write_config(config_body, header=header)
     daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
     try:
         base = daemon.base_url

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import Workspace
-from daemon_process import DaemonProcess
+from daemon_process import serving_seeds
 from test_feed_history import HISTORY_HEADER
 from test_serve import raw_get
 
@@ -16,17 +16,8 @@ from test_serve import raw_get
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, str]]:
     """A daemon serving the seeds published with topics, countries and archives."""
-    workspace = Workspace(tmp_path_factory.mktemp("serve-feeds"))
-    workspace.copy_bundled_seeds()
-    workspace.write_config('[schedule]\ninterval = "1h"\n', header=HISTORY_HEADER)
-    daemon = DaemonProcess(workspace, "--serve", "127.0.0.1:0")
-    try:
-        base = daemon.base_url
-        daemon.wait_for_runs(1)
-        yield workspace, base
-        assert daemon.stop() == 0
-    finally:
-        daemon.close()
+    with serving_seeds(tmp_path_factory.mktemp("serve-feeds"), header=HISTORY_HEADER) as served:
+        yield served
 
 
 @pytest.mark.parametrize(("name", "media_type"), [
