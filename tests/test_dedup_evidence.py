@@ -4,13 +4,16 @@ and the fitted scorer's shape."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from importlib import resources
 
 import pytest
 
-from aggregator.config import DedupConfig
-from aggregator.dedup import scorer, vocabulary
+from aggregator.config import AgencyConfig, DedupConfig
+from aggregator.dedup import Features, compare, extract_many, scorer, vocabulary
 from aggregator.dedup.rarity import language
+from aggregator.model import RawItem, StoredItem
+from aggregator.normalize import AgencyDirectory, normalize
 
 
 def words(text: str) -> list[str]:
@@ -102,3 +105,58 @@ def test_contributions_explain_the_log_odds() -> None:
     model = scorer.shipped()
     logit = model.intercept + sum(parts.values())
     assert scorer.probability(values) == pytest.approx(1 / (1 + 2.718281828459045 ** -logit))
+
+
+# -- the vetoes README promises --------------------------------------------------------------
+
+_AGENCIES = AgencyDirectory.from_config({s: AgencyConfig(s, s.upper()) for s in
+                                         ("nato", "europol", "eurojust", "interpol", "jcs")})
+_SEEN = datetime(2025, 3, 20, tzinfo=UTC)
+
+
+def _features(*items: tuple[str, str, str]) -> list[Features]:
+    stored = []
+    for n, (agency, title, text) in enumerate(items):
+        raw = RawItem(source_id="s", origin=f"o{n}", agency_label=agency, title=title,
+                      content=text, content_is_html=False, link=None, guid=None,
+                      published=None, position=n)
+        item = normalize(raw, _AGENCIES, _SEEN).item
+        assert item is not None
+        stored.append(StoredItem(**{k: getattr(item, k) for k in item.__slots__},
+                                 item_id=f"i{n}", first_seen=_SEEN))
+    return extract_many(stored)
+
+
+def test_event_dates_a_few_days_apart_are_evidence_but_a_meeting_on_another_day_is_not() -> None:
+    incident, statement, other_meeting, meeting = _features(
+        ("europol", "Undersea cable damaged in the Baltic Sea",
+         "On 7 March 2025 an undersea cable between Finland and Estonia was damaged."),
+        ("nato", "NATO statement on the damaged Baltic Sea cable",
+         "On 9 March 2025 NATO Allies discussed the damage to the Baltic Sea cable."),
+        ("nato", "Secretary General meets the Prime Minister of Finland",
+         "The Secretary General met the Prime Minister of Finland on 10 March 2025."),
+        ("nato", "Secretary General meets the Prime Minister of Finland",
+         "The Secretary General met the Prime Minister of Finland on 11 March 2025."),
+    )
+    config = DedupConfig()
+    assert compare(incident, statement, config).veto is None
+    far = _features(
+        ("europol", "Cable damaged", "On 1 March 2025 a cable in the Baltic Sea was damaged."),
+        ("nato", "Cable statement", "On 9 March 2025 Allies discussed the Baltic Sea cable."),
+    )
+    assert "different event dates" in (compare(*far, config).veto or "")
+    assert "different event dates" in (compare(other_meeting, meeting, config).veto or "")
+
+
+def test_titles_naming_other_countries_stay_apart_unless_each_lead_names_the_other() -> None:
+    victims, call_centres, elsewhere = _features(
+        ("europol", "Investment fraud: victims in Germany and Austria",
+         "Call centres in Bulgaria and Serbia defrauded victims in Germany and Austria."),
+        ("eurojust", "Call centres shut in Bulgaria and Serbia",
+         "Prosecutors in Bulgaria and Serbia shut call centres that defrauded Germans."),
+        ("eurojust", "Drug trafficking network dismantled in Spain",
+         "Spanish police dismantled a cocaine network in Valencia."),
+    )
+    config = DedupConfig()
+    assert compare(victims, call_centres, config).veto is None
+    assert "titles name different countries" in (compare(victims, elsewhere, config).veto or "")
