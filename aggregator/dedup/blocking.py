@@ -94,15 +94,17 @@ def key_weight(key: str, holders: int) -> float:
 
 
 def best_candidates(
-    holders: Iterable[tuple[str, Sequence[Candidate]]], limit: int
+    holders: Iterable[tuple[str, Sequence[Candidate], int]], limit: int
 ) -> list[Candidate]:
     """The candidates sharing the most rarity-weighted keys with an item, best first.
 
-    `holders` gives, for each of the item's keys, the candidates holding it. The one ranking
-    both the in-memory index and the store's candidate query use."""
+    `holders` gives, for each of the item's keys, the candidates holding it and how many
+    items near the item hold the key (the candidates may be fewer: an incremental run's
+    index holds only the stored neighbourhood, and weighs keys as a cold run would). The one
+    ranking both the in-memory index and the store's candidate query use."""
     scores: dict[Candidate, float] = {}
-    for key, holding in holders:
-        weight = key_weight(key, len(holding))
+    for key, holding, frequency in holders:
+        weight = key_weight(key, frequency)
         for candidate in holding:
             scores[candidate] = scores.get(candidate, 0.0) + weight
     ranked = sorted((c for c in scores.items() if c[1] >= MIN_CANDIDATE_OVERLAP),
@@ -117,7 +119,7 @@ def stored_candidates(
     item. `holders` maps each key (under the cap) to the stored items that hold it."""
     chosen: set[str] = set()
     for f in new:
-        held = ((key, sorted(holders[key])) for key in blocking_keys(f)
+        held = ((key, sorted(holders[key]), len(holders[key])) for key in blocking_keys(f)
                 if useful(key, len(holders.get(key, ())), config.key_cap))
         chosen.update(best_candidates(held, config.candidate_limit))
     return chosen
@@ -165,6 +167,9 @@ class Index:
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
+    known_slots: int = 0
+    """Slots below this hold stored items (counted in `stored_counts`), not this run's."""
+    around_keys: frozenset[str] = frozenset()
 
     def add(self, f: Features, story_id: str, keys: Sequence[str] | None = None) -> None:
         """Index an item (of story `story_id`) under its keys."""
@@ -192,20 +197,26 @@ class Index:
             else:
                 postings.insert(bisect.bisect_right(postings, posting), posting)
 
-    def focus(self, f: Features) -> None:
-        """Weigh keys around `f` from now on."""
+    def focus(self, f: Features, keys: Sequence[str] | None = None) -> None:
+        """Weigh keys around `f` (whose blocking keys are `keys`) from now on."""
         if self.around is not f:
             self.around = f
+            self.around_keys = frozenset(keys if keys is not None else blocking_keys(f))
             self.weights = {}
 
     def weight(self, key: str, around: Features) -> float:
-        """The rarity of a key among the items near `around` (cached for the focus)."""
+        """The rarity of a key among the items near `around` (cached for the focus).
+
+        Only `around`'s own blocking keys are counted: the store counts those for a later run
+        (and no others), so a cold run weighs exactly as a later one. Other values weigh by
+        their specificity alone."""
         if around is not self.around:
-            return rarity.local(self.frequency(key, around)) * specificity(key)
+            self.focus(around)
         cached = self.weights.get(key)
         if cached is None:
-            cached = self.weights[key] = (rarity.local(self.frequency(key, around))
-                                          * specificity(key))
+            local = (rarity.local(self.frequency(key, around)) if key in self.around_keys
+                     else 1.0)
+            cached = self.weights[key] = local * specificity(key)
         return cached
 
     def total(self, f: Features, kind: str) -> float:
@@ -234,22 +245,30 @@ class Index:
         return (held,) if isinstance(held, int) else held
 
     def frequency(self, key: str, f: Features) -> int:
-        """How many indexed items near `f` hold `key` (or the store's count, if larger)."""
+        """How many items near `f` hold `key`: the store's count of its stored holders, and
+        the items of this run indexed so far (the stored items indexed, a neighbourhood, are
+        in the store's count already), so a later run weighs keys as a cold run would."""
         if key in self.common:
             return _COMMON
-        count = len(self._near(key, f)) + len(self._undated(key))
         stored = self.stored_counts.get(key, 0)
-        return count if count > stored else stored
+        known = self.known_slots
+        if not known:
+            return stored + len(self._near(key, f)) + len(self._undated(key))
+        fresh = sum(1 for p in self._near(key, f) if p & _SLOT_MASK >= known)
+        fresh += sum(1 for slot in self._undated(key) if slot >= known)
+        return stored + fresh
 
     def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
         """The indexed items (slots) sharing the most rarity-weighted keys with `f`."""
         return best_candidates(self._holders(f, keys), limit)
 
-    def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int]]]:
+    def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int], int]]:
         for key in keys:
             if key in self.common:
                 continue
             slots = [p & _SLOT_MASK for p in self._near(key, f)]
             slots.extend(self._undated(key))
-            if useful(key, len(slots), self.key_cap):
-                yield key, slots
+            # Counted with the store's holders: the index may hold only a neighbourhood.
+            frequency = self.frequency(key, f)
+            if slots and useful(key, frequency, self.key_cap):
+                yield key, slots, frequency

@@ -58,6 +58,7 @@ def cluster(
     for f in sorted(known, key=processing_order):
         if f.item_id in story_of_item:
             index.add(f, story_of_item[f.item_id])
+    index.known_slots = len(index.features)
     touched: set[str] = set()
     notes: list[MatchNote] = []
     placed_keys: dict[str, Sequence[str]] = {}
@@ -120,7 +121,7 @@ def _place(
     config: DedupConfig,
 ) -> tuple[str | None, list[MatchNote]]:
     """The story `f` joins (None: a new one) and the notes that explain the decision."""
-    index.focus(f)
+    index.focus(f, keys)
     candidate_stories = list(dict.fromkeys(
         index.story_of[slot] for slot in index.candidates(f, keys, config.candidate_limit)
     ))
