@@ -18,12 +18,12 @@ from aggregator.dedup.features import MIN_PREFIX, Features
 
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
 """At most this many blocking keys of each kind per item (the most specific)."""
-MIN_CANDIDATE_OVERLAP = 1.0
+MIN_CANDIDATE_OVERLAP = 0.6
 """Weighted keys a candidate must share: one rare name, or several commoner words."""
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
 
-_BROAD_KINDS = frozenset("ckat")
+_BROAD_KINDS = frozenset("ckatx")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
 words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
 _BROAD_KEY_CAP = 30
@@ -64,6 +64,9 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     kinds = sorted(f.kinds)[:3]
     keys.update(f"k{kind}|{country}" for kind in kinds for country in sorted(f.countries)[:4])
     keys.update(f"a{f.agency}|{kind}" for kind in kinds)
+    # Host and visitor: each agency's report of a visit or a joint action names the other.
+    keys.update("x" + "|".join(sorted((f.agency, other))) for other in sorted(f.organisations)
+                if other != f.agency)
     return tuple(sorted(keys))
 
 

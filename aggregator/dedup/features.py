@@ -17,11 +17,11 @@ from typing import Any
 
 from aggregator import entities, minhash
 from aggregator.dates import find_dates
-from aggregator.dedup import vocabulary
+from aggregator.dedup import rarity, vocabulary
 from aggregator.gazetteer import fold
 from aggregator.model import StoredItem
 
-FEATURES_VERSION = 6
+FEATURES_VERSION = 7
 """Bumped whenever the features change: stored features of another version are read again
 from their items."""
 
@@ -32,6 +32,8 @@ no more than a short one."""
 _OPENING_CHARS = 600
 _PREFIX_CHARS = 160
 MIN_PREFIX = 80
+_PERSON_RARITY = 0.4
+"""A person's name has a word at least this rare in English (`rarity.language`)."""
 """A "…" summary must share at least this many characters with the full text."""
 
 _BOILERPLATE_TITLE = re.compile(
@@ -224,7 +226,7 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         lead_words=minhash.word_hashes(entities.content_words(opening)),
         terms=frozenset(entities.content_words(title_and_opening)),
         names=frozenset(title_names | lead_names),
-        title_people=frozenset(n for n in title_names if entities.is_person_like(n)),
+        title_people=frozenset(n for n in title_names if _is_person(n)),
         title_countries=frozenset(title_countries),
         lead_countries=frozenset(sentence_countries),
         countries=frozenset(title_countries.keys() | lead_countries.keys()
@@ -243,6 +245,15 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         event_dates=tuple(_event_days(opening, reference)),
         signature=signature,
     )
+
+
+def _is_person(name: str) -> bool:
+    """A title's name that is probably a person: person-like words (not an organisation),
+    not an operation's name, and at least one word that is not common English ("Red Notice"
+    and "Most Wanted" are notices and lists; "Milley", "Stock" after "Jurgen" are people)."""
+    if not entities.is_person_like(name) or name.startswith("operation "):
+        return False
+    return max(rarity.language(word) for word in name.split()) >= _PERSON_RARITY
 
 
 def day_number(moment: datetime) -> int:
