@@ -41,9 +41,9 @@ def test_the_regression_set_is_as_labelled(regression) -> None:
 
 
 def test_the_blind_sets_are_large_enough_and_as_labelled(blind) -> None:
-    assert sum(len(s.items) for s in blind) >= 300
-    assert sum(s.labels.multi_item_stories() for s in blind) >= 70
-    assert sum(len(s.labels.hard_negatives) for s in blind) >= 100
+    assert sum(len(s.items) for s in blind) >= 900
+    assert sum(s.labels.multi_item_stories() for s in blind) >= 190
+    assert sum(len(s.labels.hard_negatives) for s in blind) >= 290
     for evaluation in blind:
         assert {i.item_id for i in evaluation.items} == set(evaluation.labels.story_of)
         for a, b, _ in evaluation.labels.hard_negatives:
@@ -80,9 +80,9 @@ def test_the_regression_set_keeps_its_stories(regression, clustering) -> None:
 def test_the_held_out_test_split_stays_at_its_measured_level(blind, clustering) -> None:
     tests = [split(s)[1] for s in blind]
     result = pooled([score(clustering(t.features, DedupConfig()), t.labels) for t in tests])
-    assert result.precision >= 0.84, result.false_merges
-    assert result.recall >= 0.74, result.missed_merges
-    assert len(result.hard_negative_merges) <= 5, result.hard_negative_merges
+    assert result.precision >= 0.89, result.false_merges
+    assert result.recall >= 0.66, result.missed_merges
+    assert len(result.hard_negative_merges) <= 8, result.hard_negative_merges
 
 
 def test_a_later_run_places_items_as_a_cold_run_does(blind, regression) -> None:

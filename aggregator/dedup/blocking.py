@@ -255,11 +255,16 @@ class Index:
             return _COMMON
         stored = self.stored_counts.get(key, 0)
         known = self.known_slots
+        near = self._near(key, f)
+        undated = self._undated(key)
         if not known:
-            return stored + len(self._near(key, f)) + len(self._undated(key))
-        fresh = sum(1 for p in self._near(key, f) if p & _SLOT_MASK >= known)
-        fresh += sum(1 for slot in self._undated(key) if slot >= known)
-        return stored + fresh
+            return stored + len(near) + len(undated)
+        fresh = sum(1 for p in near if p & _SLOT_MASK >= known)
+        fresh += sum(1 for slot in undated if slot >= known)
+        # The stored items indexed are among the store's holders (a caller that gave no
+        # counts has only those).
+        indexed = len(near) + len(undated) - fresh
+        return max(stored, indexed) + fresh
 
     def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
         """The indexed items (slots) sharing the most rarity-weighted keys with `f`."""
