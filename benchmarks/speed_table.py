@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import live_feeds  # noqa: E402
-from _harness import aggregate, check, corpus, reset, workspace  # noqa: E402
+import live_feeds
+from _harness import aggregate, check, corpus, reset, workspace
 
 
 @dataclass(frozen=True)
