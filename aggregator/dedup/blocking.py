@@ -75,8 +75,8 @@ def _longest(kind: str, values: Iterable[str]) -> list[str]:
 
 def _rarest(kind: str, values: Iterable[str]) -> list[str]:
     """The values rarest in the language first, as many as the kind allows."""
-    ranked = sorted(values, key=lambda v: (-rarity.language(v), -len(v), v))
-    return [kind + v[:60] for v in ranked[: _KEY_LIMITS[kind]] if rarity.language(v) >= 0.5]
+    ranked = sorted((-rarity.language(v), -len(v), v) for v in values)[: _KEY_LIMITS[kind]]
+    return [kind + v[:60] for negative_rarity, _, v in ranked if -negative_rarity >= 0.5]
 
 
 def _short_hash(text: str) -> str:
@@ -161,10 +161,17 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals: dict[tuple[str, str], float] = field(default_factory=dict)
+    totals: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Item id -> kind -> the summed specificity of its values of that kind."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
+    kind_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Kind -> value -> the weight of the key around the focus (`weights`, by value)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Postings near the focus (dated in its window, or undated) per key, as counted."""
+    span: tuple[int, int] | None = None
+    """The focus's window as packed postings."""
 
     def add(self, f: Features, story_id: str, keys: Sequence[str] | None = None) -> None:
         """Index an item (of story `story_id`) under its keys."""
@@ -197,6 +204,9 @@ class Index:
         if self.around is not f:
             self.around = f
             self.weights = {}
+            self.kind_weights = {}
+            self.counts = {}
+            self.span = self._span(f)
 
     def weight(self, key: str, around: Features) -> float:
         """The rarity of a key among the items near `around` (cached for the focus)."""
@@ -208,26 +218,76 @@ class Index:
                                           * specificity(key))
         return cached
 
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        """The summed weight of some values of one kind around `around`, in their order."""
+        if around is not self.around:
+            return sum(self.weight(kind + value, around) for value in values)
+        cache = self.kind_weights.get(kind)
+        if cache is None:
+            cache = self.kind_weights[kind] = {}
+        summed = 0.0
+        for value in values:
+            weight = cache.get(value)
+            if weight is None:
+                weight = cache[value] = self.weight(kind + value, around)
+            summed += weight
+        return summed
+
     def total(self, f: Features, kind: str) -> float:
         """The summed weight of an item's values of one kind."""
-        cached = self.totals.get((f.item_id, kind))
+        per_kind = self.totals.get(f.item_id)
+        if per_kind is None:
+            per_kind = self.totals[f.item_id] = {}
+        cached = per_kind.get(kind)
         if cached is None:
-            # Fixed when first asked: a slightly stale total is cheap and close enough.
-            cached = sum(specificity(kind + value) for value in values_of(f, kind))
-            self.totals[(f.item_id, kind)] = cached
+            # The keys' specificity alone: what an item says does not depend on its neighbours.
+            cached = per_kind[kind] = sum(specificity(kind + value)
+                                          for value in values_of(f, kind))
         return cached
+
+    def _span(self, f: Features) -> tuple[int, int] | None:
+        """The packed postings bounding the window of `f` (None: undated, no bound)."""
+        if f.day is None:
+            return None
+        return (_pack(math.floor(f.day - self.window), 0),
+                _pack(math.floor(f.day + self.window), _SLOT_MASK))
 
     def _near(self, key: str, f: Features) -> Sequence[int]:
         """`key`'s dated postings within the window of `f` (all, if `f` is undated)."""
         held = self.dated.get(key)
         if held is None:
             return ()
-        postings: Sequence[int] = (held,) if isinstance(held, int) else held
-        if f.day is None:
-            return postings
-        lo = bisect.bisect_left(postings, _pack(math.floor(f.day - self.window), 0))
-        hi = bisect.bisect_right(postings, _pack(math.floor(f.day + self.window), _SLOT_MASK))
-        return postings[lo:hi]
+        span = self.span if f is self.around else self._span(f)
+        if isinstance(held, int):
+            return (held,) if span is None or span[0] <= held <= span[1] else ()
+        if span is None:
+            return held
+        return held[bisect.bisect_left(held, span[0]) : bisect.bisect_right(held, span[1])]
+
+    def _near_count(self, key: str, f: Features) -> int:
+        """How many of `key`'s postings, dated within the window of `f` or undated, there are
+        (cached for the focus)."""
+        focused = f is self.around
+        if focused:
+            cached = self.counts.get(key)
+            if cached is not None:
+                return cached
+        held = self.dated.get(key)
+        span = self.span if focused else self._span(f)
+        if held is None:
+            count = 0
+        elif isinstance(held, int):
+            count = 1 if span is None or span[0] <= held <= span[1] else 0
+        elif span is None:
+            count = len(held)
+        else:
+            count = bisect.bisect_right(held, span[1]) - bisect.bisect_left(held, span[0])
+        undated = self.undated.get(key)
+        if undated is not None:
+            count += 1 if isinstance(undated, int) else len(undated)
+        if focused:
+            self.counts[key] = count
+        return count
 
     def _undated(self, key: str) -> Sequence[int]:
         held = self.undated.get(key, ())
@@ -237,7 +297,7 @@ class Index:
         """How many indexed items near `f` hold `key` (or the store's count, if larger)."""
         if key in self.common:
             return _COMMON
-        count = len(self._near(key, f)) + len(self._undated(key))
+        count = self._near_count(key, f)
         stored = self.stored_counts.get(key, 0)
         return count if count > stored else stored
 
@@ -249,7 +309,9 @@ class Index:
         for key in keys:
             if key in self.common:
                 continue
+            # Counted first: a broad key's postings are never listed.
+            if not useful(key, self._near_count(key, f), self.key_cap):
+                continue
             slots = [p & _SLOT_MASK for p in self._near(key, f)]
             slots.extend(self._undated(key))
-            if useful(key, len(slots), self.key_cap):
-                yield key, slots
+            yield key, slots

@@ -4,9 +4,10 @@ and the reasons in words (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from aggregator import minhash
@@ -36,7 +37,12 @@ class Weighting(Protocol):
         """The summed weight of all of an item's values of one kind."""
         ...
 
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        """The summed weight of some values of one kind (keys `kind + value`), in order."""
+        ...
 
+
+@lru_cache(maxsize=262_144)
 def specificity(key: str) -> float:
     """How much a key says however rare it is locally: two-digit figures (10 arrests)
     coincide more often than 1,150 or a name; common English words say little."""
@@ -60,6 +66,9 @@ class Uniform:
 
     def total(self, f: Features, kind: str) -> float:
         return sum(self.weight(kind + value, f) for value in values_of(f, kind))
+
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        return sum(specificity(kind + value) for value in values)
 
 
 UNIFORM = Uniform()
@@ -393,8 +402,7 @@ def _weighted_dice(a: Features, b: Features, kind: str, weighting: Weighting) ->
     if not shared:
         return 0.0
     total = weighting.total(a, kind) + weighting.total(b, kind)
-    weight = weighting.weight
-    return min(1.0, 2 * sum(weight(kind + v, a) for v in shared) / total) if total else 0.0
+    return min(1.0, 2 * weighting.shared_weight(kind, shared, a) / total) if total else 0.0
 
 
 def _weighted_containment(a: Features, b: Features, kind: str, weighting: Weighting) -> float:
@@ -405,8 +413,7 @@ def _weighted_containment(a: Features, b: Features, kind: str, weighting: Weight
     if not shared:
         return 0.0
     smaller = min(weighting.total(a, kind), weighting.total(b, kind))
-    weight = weighting.weight
-    return min(1.0, sum(weight(kind + v, a) for v in shared) / smaller) if smaller else 0.0
+    return min(1.0, weighting.shared_weight(kind, shared, a) / smaller) if smaller else 0.0
 
 
 def _percent(value: float) -> str:
