@@ -23,6 +23,8 @@ MIN_CANDIDATE_OVERLAP = 1.0
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
 
+_WEIGHTED_KINDS = ("t", "w", "n", "c", "p", "#")
+"""The kinds of key `compare` weighs (see `Weighting`)."""
 _BROAD_KINDS = frozenset("ckat")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
 words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
@@ -101,13 +103,14 @@ def best_candidates(
     `holders` gives, for each of the item's keys, the candidates holding it. The one ranking
     both the in-memory index and the store's candidate query use."""
     scores: dict[Candidate, float] = {}
+    get = scores.get
     for key, holding in holders:
         weight = key_weight(key, len(holding))
         for candidate in holding:
-            scores[candidate] = scores.get(candidate, 0.0) + weight
-    ranked = sorted((c for c in scores.items() if c[1] >= MIN_CANDIDATE_OVERLAP),
-                    key=lambda c: (-c[1], c[0]))
-    return [candidate for candidate, _ in ranked[:limit]]
+            scores[candidate] = get(candidate, 0.0) + weight
+    ranked = sorted((-score, candidate) for candidate, score in scores.items()
+                    if score >= MIN_CANDIDATE_OVERLAP)
+    return [candidate for _, candidate in ranked[:limit]]
 
 
 def stored_candidates(
@@ -237,13 +240,12 @@ class Index:
         """The summed weight of an item's values of one kind."""
         per_kind = self.totals.get(f.item_id)
         if per_kind is None:
-            per_kind = self.totals[f.item_id] = {}
-        cached = per_kind.get(kind)
-        if cached is None:
             # The keys' specificity alone: what an item says does not depend on its neighbours.
-            cached = per_kind[kind] = sum(specificity(kind + value)
-                                          for value in values_of(f, kind))
-        return cached
+            per_kind = self.totals[f.item_id] = {
+                kind: sum(specificity(kind + value) for value in values_of(f, kind))
+                for kind in _WEIGHTED_KINDS
+            }
+        return per_kind[kind]
 
     def _span(self, f: Features) -> tuple[int, int] | None:
         """The packed postings bounding the window of `f` (None: undated, no bound)."""
