@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 import zlib
 from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -66,7 +67,8 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     kinds = sorted(f.kinds)[:3]
     keys.update(f"k{kind}|{country}" for kind in kinds for country in sorted(f.countries)[:4])
     keys.update(f"a{f.agency}|{kind}" for kind in kinds)
-    return tuple(sorted(keys))
+    # One string per distinct key: a large run keeps every item's keys (for the store).
+    return tuple(map(sys.intern, sorted(keys)))
 
 
 def _longest(kind: str, values: Iterable[str]) -> list[str]:
@@ -164,8 +166,8 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Item id -> kind -> the summed specificity of its values of that kind."""
+    totals: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Item id -> the summed specificity of its values of each kind (`_WEIGHTED_KINDS`)."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
@@ -241,11 +243,11 @@ class Index:
         per_kind = self.totals.get(f.item_id)
         if per_kind is None:
             # The keys' specificity alone: what an item says does not depend on its neighbours.
-            per_kind = self.totals[f.item_id] = {
-                kind: sum(specificity(kind + value) for value in values_of(f, kind))
+            per_kind = self.totals[f.item_id] = tuple(
+                sum(specificity(kind + value) for value in values_of(f, kind))
                 for kind in _WEIGHTED_KINDS
-            }
-        return per_kind[kind]
+            )
+        return per_kind[_WEIGHTED_KINDS.index(kind)]
 
     def _span(self, f: Features) -> tuple[int, int] | None:
         """The packed postings bounding the window of `f` (None: undated, no bound)."""
