@@ -79,8 +79,11 @@ def _longest(kind: str, values: Iterable[str]) -> list[str]:
 
 def _rarest(kind: str, values: Iterable[str]) -> list[str]:
     """The values rarest in the language first, as many as the kind allows."""
-    ranked = sorted((-rarity.language(v), -len(v), v) for v in values)[: _KEY_LIMITS[kind]]
-    return [kind + v[:60] for negative_rarity, _, v in ranked if -negative_rarity >= 0.5]
+    # Only rare enough values are kept: dropping the others before sorting leaves the same
+    # first ones (they sort after every value kept).
+    language = rarity.language
+    ranked = sorted((-rare, -len(v), v) for v in values if (rare := language(v)) >= 0.5)
+    return [kind + v[:60] for _, _, v in ranked[: _KEY_LIMITS[kind]]]
 
 
 def _short_hash(text: str) -> str:
@@ -234,7 +237,12 @@ class Index:
         for value in values:
             weight = cache.get(value)
             if weight is None:
-                weight = cache[value] = self.weight(kind + value, around)
+                key = kind + value
+                weight = self.weights.get(key)
+                if weight is None:
+                    weight = self.weights[key] = (rarity.local(self.frequency(key, around))
+                                                  * specificity(key))
+                cache[value] = weight
             summed += weight
         return summed
 
