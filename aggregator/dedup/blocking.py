@@ -174,7 +174,7 @@ class Index:
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
-    kind_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    kind_weights: dict[str, _KindWeights] = field(default_factory=dict)
     """Kind -> value -> the weight of the key around the focus (`weights`, by value)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Postings near the focus (dated in its window, or undated) per key, as counted."""
@@ -230,21 +230,11 @@ class Index:
         """The summed weight of some values of one kind around `around`, in their order."""
         if around is not self.around:
             return sum(self.weight(kind + value, around) for value in values)
-        cache = self.kind_weights.get(kind)
-        if cache is None:
-            cache = self.kind_weights[kind] = {}
-        summed = 0.0
-        for value in values:
-            weight = cache.get(value)
-            if weight is None:
-                key = kind + value
-                weight = self.weights.get(key)
-                if weight is None:
-                    weight = self.weights[key] = (rarity.local(self.frequency(key, around))
-                                                  * specificity(key))
-                cache[value] = weight
-            summed += weight
-        return summed
+        table = self.kind_weights.get(kind)
+        if table is None:
+            table = self.kind_weights[kind] = _KindWeights(self, kind)
+        # `sum` as `compare` always summed: the same additions in the same order.
+        return sum(map(table.__getitem__, values))
 
     def total(self, f: Features, kind: str) -> float:
         """The summed weight of an item's values of one kind."""
@@ -318,12 +308,51 @@ class Index:
         return best_candidates(self._holders(f, keys), limit)
 
     def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int]]]:
+        focused = f is self.around
+        span = self.span if focused else self._span(f)
         for key in keys:
             if key in self.common:
                 continue
-            # Counted first: a broad key's postings are never listed.
-            if not useful(key, self._near_count(key, f), self.key_cap):
+            held = self.dated.get(key)
+            undated = self._undated(key)
+            if held is None:
+                near: Sequence[int] = ()
+            elif isinstance(held, int):
+                near = (held,) if span is None or span[0] <= held <= span[1] else ()
+            elif span is None:
+                near = held
+            else:
+                lo = bisect.bisect_left(held, span[0])
+                hi = bisect.bisect_right(held, span[1])
+                # Counted before listed: a broad key's postings are never copied.
+                if not useful(key, hi - lo + len(undated), self.key_cap):
+                    if focused:
+                        self.counts[key] = hi - lo + len(undated)
+                    continue
+                near = held[lo:hi]
+            count = len(near) + len(undated)
+            if focused:
+                self.counts[key] = count
+            if not useful(key, count, self.key_cap):
                 continue
-            slots = [p & _SLOT_MASK for p in self._near(key, f)]
-            slots.extend(self._undated(key))
+            slots = [p & _SLOT_MASK for p in near]
+            slots.extend(undated)
             yield key, slots
+
+
+class _KindWeights(dict[str, float]):
+    """Value -> the weight of the key `kind + value` around an index's focus, each computed
+    on first use (through `Index.weight`, whose cache it shares)."""
+
+    __slots__ = ("index", "kind")
+
+    def __init__(self, index: Index, kind: str) -> None:
+        super().__init__()
+        self.index = index
+        self.kind = kind
+
+    def __missing__(self, value: str) -> float:
+        index = self.index
+        assert index.around is not None
+        weight = self[value] = index.weight(self.kind + value, index.around)
+        return weight
