@@ -10,6 +10,7 @@ No model downloads: rules tuned on agency press releases.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, fold
@@ -142,7 +143,12 @@ def stem(word: str) -> str:
 def content_words(text: str) -> list[str]:
     """Folded, stemmed words that carry meaning: stopwords, agency boilerplate and years out,
     number words as digits ("ten" and "10" meet)."""
-    return [w for w in map(_content_word, WORD.findall(text)) if w]
+    return content_words_of(WORD.findall(text))
+
+
+def content_words_of(tokens: Iterable[str]) -> list[str]:
+    """`content_words` of a text already split into `WORD` tokens."""
+    return [w for w in map(_content_word, tokens) if w]
 
 
 @lru_cache(maxsize=262_144)

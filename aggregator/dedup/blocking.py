@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 import zlib
 from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -23,6 +24,8 @@ MIN_CANDIDATE_OVERLAP = 0.6
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
 
+_WEIGHTED_KINDS = ("t", "w", "n", "c", "p", "#")
+"""The kinds of key `compare` weighs (see `Weighting`)."""
 _BROAD_KINDS = frozenset("ckatx")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
 words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
@@ -67,7 +70,8 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     # Host and visitor: each agency's report of a visit or a joint action names the other.
     keys.update("x" + "|".join(sorted((f.agency, other))) for other in sorted(f.organisations)
                 if other != f.agency)
-    return tuple(sorted(keys))
+    # One string per distinct key: a large run keeps every item's keys (for the store).
+    return tuple(map(sys.intern, sorted(keys)))
 
 
 def _longest(kind: str, values: Iterable[str]) -> list[str]:
@@ -78,8 +82,11 @@ def _longest(kind: str, values: Iterable[str]) -> list[str]:
 
 def _rarest(kind: str, values: Iterable[str]) -> list[str]:
     """The values rarest in the language first, as many as the kind allows."""
-    ranked = sorted(values, key=lambda v: (-rarity.language(v), -len(v), v))
-    return [kind + v[:60] for v in ranked[: _KEY_LIMITS[kind]] if rarity.language(v) >= 0.5]
+    # Only rare enough values are kept: dropping the others before sorting leaves the same
+    # first ones (they sort after every value kept).
+    language = rarity.language
+    ranked = sorted((-rare, -len(v), v) for v in values if (rare := language(v)) >= 0.5)
+    return [kind + v[:60] for _, _, v in ranked[: _KEY_LIMITS[kind]]]
 
 
 def _short_hash(text: str) -> str:
@@ -106,13 +113,14 @@ def best_candidates(
     index holds only the stored neighbourhood, and weighs keys as a cold run would). The one
     ranking both the in-memory index and the store's candidate query use."""
     scores: dict[Candidate, float] = {}
+    get = scores.get
     for key, holding, frequency in holders:
         weight = key_weight(key, frequency)
         for candidate in holding:
-            scores[candidate] = scores.get(candidate, 0.0) + weight
-    ranked = sorted((c for c in scores.items() if c[1] >= MIN_CANDIDATE_OVERLAP),
-                    key=lambda c: (-c[1], c[0]))
-    return [candidate for candidate, _ in ranked[:limit]]
+            scores[candidate] = get(candidate, 0.0) + weight
+    ranked = sorted((-score, candidate) for candidate, score in scores.items()
+                    if score >= MIN_CANDIDATE_OVERLAP)
+    return [candidate for _, candidate in ranked[:limit]]
 
 
 def stored_candidates(
@@ -166,10 +174,17 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals: dict[tuple[str, str], float] = field(default_factory=dict)
+    totals: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Item id -> the summed specificity of its values of each kind (`_WEIGHTED_KINDS`)."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
+    kind_weights: dict[str, _KindWeights] = field(default_factory=dict)
+    """Kind -> value -> the weight of the key around the focus (`weights`, by value)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Postings near the focus (dated in its window, or undated) per key, as counted."""
+    span: tuple[int, int] | None = None
+    """The focus's window as packed postings."""
     known_slots: int = 0
     """Slots below this hold stored items (counted in `stored_counts`), not this run's."""
     around_keys: frozenset[str] = frozenset()
@@ -206,6 +221,9 @@ class Index:
             self.around = f
             self.around_keys = frozenset(keys if keys is not None else blocking_keys(f))
             self.weights = {}
+            self.kind_weights = {}
+            self.counts = {}
+            self.span = self._span(f)
 
     def weight(self, key: str, around: Features) -> float:
         """The rarity of a key among the items near `around` (cached for the focus).
@@ -222,26 +240,70 @@ class Index:
             cached = self.weights[key] = local * specificity(key)
         return cached
 
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        """The summed weight of some values of one kind around `around`, in their order."""
+        if around is not self.around:
+            return sum(self.weight(kind + value, around) for value in values)
+        table = self.kind_weights.get(kind)
+        if table is None:
+            table = self.kind_weights[kind] = _KindWeights(self, kind)
+        # `sum` as `compare` always summed: the same additions in the same order.
+        return sum(map(table.__getitem__, values))
+
     def total(self, f: Features, kind: str) -> float:
         """The summed weight of an item's values of one kind."""
-        cached = self.totals.get((f.item_id, kind))
-        if cached is None:
-            # Fixed when first asked: a slightly stale total is cheap and close enough.
-            cached = sum(specificity(kind + value) for value in values_of(f, kind))
-            self.totals[(f.item_id, kind)] = cached
-        return cached
+        per_kind = self.totals.get(f.item_id)
+        if per_kind is None:
+            # The keys' specificity alone: what an item says does not depend on its neighbours.
+            per_kind = self.totals[f.item_id] = tuple(
+                sum(specificity(kind + value) for value in values_of(f, kind))
+                for kind in _WEIGHTED_KINDS
+            )
+        return per_kind[_WEIGHTED_KINDS.index(kind)]
+
+    def _span(self, f: Features) -> tuple[int, int] | None:
+        """The packed postings bounding the window of `f` (None: undated, no bound)."""
+        if f.day is None:
+            return None
+        return (_pack(math.floor(f.day - self.window), 0),
+                _pack(math.floor(f.day + self.window), _SLOT_MASK))
 
     def _near(self, key: str, f: Features) -> Sequence[int]:
         """`key`'s dated postings within the window of `f` (all, if `f` is undated)."""
         held = self.dated.get(key)
         if held is None:
             return ()
-        postings: Sequence[int] = (held,) if isinstance(held, int) else held
-        if f.day is None:
-            return postings
-        lo = bisect.bisect_left(postings, _pack(math.floor(f.day - self.window), 0))
-        hi = bisect.bisect_right(postings, _pack(math.floor(f.day + self.window), _SLOT_MASK))
-        return postings[lo:hi]
+        span = self.span if f is self.around else self._span(f)
+        if isinstance(held, int):
+            return (held,) if span is None or span[0] <= held <= span[1] else ()
+        if span is None:
+            return held
+        return held[bisect.bisect_left(held, span[0]) : bisect.bisect_right(held, span[1])]
+
+    def _near_count(self, key: str, f: Features) -> int:
+        """How many of `key`'s postings, dated within the window of `f` or undated, there are
+        (cached for the focus)."""
+        focused = f is self.around
+        if focused:
+            cached = self.counts.get(key)
+            if cached is not None:
+                return cached
+        held = self.dated.get(key)
+        span = self.span if focused else self._span(f)
+        if held is None:
+            count = 0
+        elif isinstance(held, int):
+            count = 1 if span is None or span[0] <= held <= span[1] else 0
+        elif span is None:
+            count = len(held)
+        else:
+            count = bisect.bisect_right(held, span[1]) - bisect.bisect_left(held, span[0])
+        undated = self.undated.get(key)
+        if undated is not None:
+            count += 1 if isinstance(undated, int) else len(undated)
+        if focused:
+            self.counts[key] = count
+        return count
 
     def _undated(self, key: str) -> Sequence[int]:
         held = self.undated.get(key, ())
@@ -255,10 +317,10 @@ class Index:
             return _COMMON
         stored = self.stored_counts.get(key, 0)
         known = self.known_slots
+        if not known:
+            return stored + self._near_count(key, f)
         near = self._near(key, f)
         undated = self._undated(key)
-        if not known:
-            return stored + len(near) + len(undated)
         fresh = sum(1 for p in near if p & _SLOT_MASK >= known)
         fresh += sum(1 for slot in undated if slot >= known)
         # The stored items indexed are among the store's holders (a caller that gave no
@@ -271,12 +333,57 @@ class Index:
         return best_candidates(self._holders(f, keys), limit)
 
     def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int], int]]:
+        focused = f is self.around
+        span = self.span if focused else self._span(f)
         for key in keys:
             if key in self.common:
                 continue
-            slots = [p & _SLOT_MASK for p in self._near(key, f)]
-            slots.extend(self._undated(key))
-            # Counted with the store's holders: the index may hold only a neighbourhood.
-            frequency = self.frequency(key, f)
-            if slots and useful(key, frequency, self.key_cap):
-                yield key, slots, frequency
+            held = self.dated.get(key)
+            undated = self._undated(key)
+            if held is None:
+                near: Sequence[int] = ()
+            elif isinstance(held, int):
+                near = (held,) if span is None or span[0] <= held <= span[1] else ()
+            elif span is None:
+                near = held
+            else:
+                lo = bisect.bisect_left(held, span[0])
+                hi = bisect.bisect_right(held, span[1])
+                # Counted before listed: a broad key's postings are never copied (a later
+                # run's count, with the store's holders, is no smaller).
+                if not useful(key, hi - lo + len(undated), self.key_cap):
+                    if focused:
+                        self.counts[key] = hi - lo + len(undated)
+                    continue
+                near = held[lo:hi]
+            count = len(near) + len(undated)
+            if focused:
+                self.counts[key] = count
+            if not count:
+                continue
+            # Counted with the store's holders: a later run's index holds a neighbourhood.
+            frequency = (count if not self.known_slots and not self.stored_counts
+                         else self.frequency(key, f))
+            if not useful(key, frequency, self.key_cap):
+                continue
+            slots = [p & _SLOT_MASK for p in near]
+            slots.extend(undated)
+            yield key, slots, frequency
+
+
+class _KindWeights(dict[str, float]):
+    """Value -> the weight of the key `kind + value` around an index's focus, each computed
+    on first use (through `Index.weight`, whose cache it shares)."""
+
+    __slots__ = ("index", "kind")
+
+    def __init__(self, index: Index, kind: str) -> None:
+        super().__init__()
+        self.index = index
+        self.kind = kind
+
+    def __missing__(self, value: str) -> float:
+        index = self.index
+        assert index.around is not None
+        weight = self[value] = index.weight(self.kind + value, index.around)
+        return weight

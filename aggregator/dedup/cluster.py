@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aggregator.config import DedupConfig
 from aggregator.dedup.blocking import Index, blocking_keys
-from aggregator.dedup.compare import Comparison, compare
+from aggregator.dedup.compare import Comparison, Evidence, assess, explained
 from aggregator.dedup.features import Features
 from aggregator.identity import story_id_for
 from aggregator.model import MatchNote
@@ -125,36 +125,37 @@ def _place(
     candidate_stories = list(dict.fromkeys(
         index.story_of[slot] for slot in index.candidates(f, keys, config.candidate_limit)
     ))
-    best: tuple[float, str, str] | None = None
+    best: tuple[float, str, str, Comparison, Evidence | None] | None = None
     near_misses: list[tuple[float, str, Comparison]] = []
     for story_id in candidate_stories:
         # Words only for the pairs that become notes: most comparisons need just a score.
         ids = members[story_id]
         if not ids:
             continue
-        comparisons = [compare(f, by_id[m], config, index, explain=False) for m in ids]
+        assessed = [assess(f, by_id[m], config, index) for m in ids]
+        comparisons = [c for c, _ in assessed]
         strength = joins(comparisons, config)
         top_at = max(range(len(ids)), key=lambda k: (comparisons[k].exact,
                                                      comparisons[k].score))
         if strength is not None:
             if best is None or strength > best[0]:
-                best = (strength, story_id, ids[top_at])
+                best = (strength, story_id, ids[top_at], *assessed[top_at])
             continue
         top = comparisons[top_at]
         if top.score < config.near_miss_threshold * 0.6:
             continue
-        explained = compare(f, by_id[ids[top_at]], config, index)
-        near_miss = _near_miss(explained, comparisons, config)
+        worded = explained(f, by_id[ids[top_at]], *assessed[top_at])
+        near_miss = _near_miss(worded, comparisons, config)
         if near_miss is not None:
-            near_misses.append((explained.score, ids[top_at], near_miss))
+            near_misses.append((worded.score, ids[top_at], near_miss))
     notes = [
         MatchNote(f.item_id, member, score, False, c.reasons)
         for score, member, c in sorted(near_misses, key=lambda n: -n[0])[:3]
     ]
     if best is None:
         return None, notes
-    _, story_id, member = best
-    comparison = compare(f, by_id[member], config, index)
+    _, story_id, member, comparison, e = best
+    comparison = explained(f, by_id[member], comparison, e)
     notes.insert(0, MatchNote(f.item_id, member, comparison.score, True, comparison.reasons))
     return story_id, notes
 

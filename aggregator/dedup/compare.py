@@ -4,9 +4,10 @@ and the reasons in words (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from aggregator import minhash
@@ -36,7 +37,12 @@ class Weighting(Protocol):
         """The summed weight of all of an item's values of one kind."""
         ...
 
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        """The summed weight of some values of one kind (keys `kind + value`), in order."""
+        ...
 
+
+@lru_cache(maxsize=262_144)
 def specificity(key: str) -> float:
     """How much a key says however rare it is locally: two-digit figures (10 arrests)
     coincide more often than 1,150 or a name; common English words say little."""
@@ -60,6 +66,9 @@ class Uniform:
 
     def total(self, f: Features, kind: str) -> float:
         return sum(self.weight(kind + value, f) for value in values_of(f, kind))
+
+    def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
+        return sum(specificity(kind + value) for value in values)
 
 
 UNIFORM = Uniform()
@@ -115,24 +124,27 @@ class Evidence:
 def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Evidence:
     """Measure what two items have in common."""
     same_day = _same_first_day(a, b)
-    operation = next(iter(sorted(operation_names(a) & operation_names(b))), None)
+    operation = (next(iter(sorted(operation_names(a) & operation_names(b))), None)
+                 if a.operations and b.operations else None)
     days_apart = abs(a.day - b.day) if a.day is not None and b.day is not None else None
-    counts_agree, counts_differ = _count_agreement(a.counts, b.counts)
+    counts_agree, counts_differ = (_count_agreement(a.counts, b.counts)
+                                   if a.counts and b.counts else (0.0, 0.0))
     advisory_pair = a.advisory != b.advisory
     close_in_time = days_apart is None or days_apart <= _ADVISORY_REACH_DAYS
     signals = {
-        "title": _weighted_dice(a, b, "t", weighting),
+        "title": _weighted_dice(a, b, "t", weighting, a.title_words, b.title_words),
         "text": max(minhash.similarity(a.signature, b.signature),
                     _packed_dice(a.lead_words, b.lead_words)),
-        "terms": _weighted_containment(a, b, "w", weighting),
-        "names": _weighted_dice(a, b, "n", weighting),
-        "countries": _weighted_dice(a, b, "c", weighting),
-        "places": _weighted_dice(a, b, "p", weighting),
+        "terms": _weighted_containment(a, b, "w", weighting, a.terms, b.terms),
+        "names": _weighted_dice(a, b, "n", weighting, a.names, b.names),
+        "countries": _weighted_dice(a, b, "c", weighting, a.countries, b.countries),
+        "places": _weighted_dice(a, b, "p", weighting, a.places, b.places),
         "places_differ": 1.0 if a.places and b.places and not a.places & b.places else 0.0,
-        "figures": _weighted_dice(a, b, "#", weighting),
+        "figures": _weighted_dice(a, b, "#", weighting, a.figures, b.figures),
         "counts_agree": counts_agree,
         "counts_differ": counts_differ,
-        "amounts_agree": 1.0 if _amounts_agree(a.amounts, b.amounts) else 0.0,
+        "amounts_agree": 1.0 if a.amounts and b.amounts
+        and _amounts_agree(a.amounts, b.amounts) else 0.0,
         "kinds": _dice(a.kinds, b.kinds),
         "events": _dice(a.events, b.events),
         "event_day": 1.0 if same_day is not None else 0.0,
@@ -149,7 +161,7 @@ def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Eviden
         and a.agency == b.agency else 0.0,
     }
     return Evidence(
-        values=tuple(signals[name] for name in scorer.FEATURES),
+        values=tuple(map(signals.__getitem__, scorer.FEATURES)),
         same_event_day=same_day,
         same_operation=operation,
         days_apart=days_apart,
@@ -161,15 +173,31 @@ def compare(
     *, explain: bool = True,
 ) -> Comparison:
     """How likely `a` and `b` report the same event, and (with `explain`) why, in words."""
+    comparison, e = assess(a, b, config, weighting)
+    return explained(a, b, comparison, e) if explain else comparison
+
+
+def assess(
+    a: Features, b: Features, config: DedupConfig, weighting: Weighting = UNIFORM
+) -> tuple[Comparison, Evidence | None]:
+    """`compare` without the words, and the evidence behind the score (None when identity
+    or the publication window decided), so the words can be added later (`explained`)."""
     exact = exact_identity(a, b)
     if exact is not None:
-        return Comparison(1.0, exact=True, reasons=(exact,))
+        return Comparison(1.0, exact=True, reasons=(exact,)), None
     if a.day is not None and b.day is not None and abs(a.day - b.day) > config.window_days:
-        return Comparison(0.0, veto=f"published {abs(a.day - b.day)} days apart")
+        return Comparison(0.0, veto=f"published {abs(a.day - b.day)} days apart"), None
     e = evidence(a, b, weighting)
     score = scorer.probability(e.values)
-    reasons = _reasons_for(a, b, e) if explain else ()
-    return Comparison(round(score, 3), veto=conflict(a, b, e), reasons=reasons)
+    return Comparison(round(score, 3), veto=conflict(a, b, e)), e
+
+
+def explained(a: Features, b: Features, comparison: Comparison,
+              e: Evidence | None) -> Comparison:
+    """`comparison` (from `assess`, with evidence `e`) with its reasons in words."""
+    if e is None:
+        return comparison
+    return Comparison(comparison.score, veto=comparison.veto, reasons=_reasons_for(a, b, e))
 
 
 def _reasons_for(a: Features, b: Features, e: Evidence) -> tuple[str, ...]:
@@ -385,28 +413,27 @@ def _dice(a: frozenset[str], b: frozenset[str]) -> float:
     return 2 * len(a & b) / (len(a) + len(b))
 
 
-def _weighted_dice(a: Features, b: Features, kind: str, weighting: Weighting) -> float:
-    a_values, b_values = values_of(a, kind), values_of(b, kind)
+def _weighted_dice(a: Features, b: Features, kind: str, weighting: Weighting,
+                   a_values: frozenset[str], b_values: frozenset[str]) -> float:
+    """Rarity-weighted Dice of `a_values` and `b_values`, `kind`'s values of `a` and `b`."""
     if not a_values or not b_values:
         return 0.0
     shared = a_values & b_values
     if not shared:
         return 0.0
     total = weighting.total(a, kind) + weighting.total(b, kind)
-    weight = weighting.weight
-    return min(1.0, 2 * sum(weight(kind + v, a) for v in shared) / total) if total else 0.0
+    return min(1.0, 2 * weighting.shared_weight(kind, shared, a) / total) if total else 0.0
 
 
-def _weighted_containment(a: Features, b: Features, kind: str, weighting: Weighting) -> float:
+def _weighted_containment(a: Features, b: Features, kind: str, weighting: Weighting,
+                          a_values: frozenset[str], b_values: frozenset[str]) -> float:
     """Shared weight over the smaller item's weight: a short summary and a long report of
-    one event share most of the summary's rare words."""
-    a_values, b_values = values_of(a, kind), values_of(b, kind)
+    one event share most of the summary's rare words (`a_values`, `b_values`: `kind`'s)."""
     shared = a_values & b_values
     if not shared:
         return 0.0
     smaller = min(weighting.total(a, kind), weighting.total(b, kind))
-    weight = weighting.weight
-    return min(1.0, sum(weight(kind + v, a) for v in shared) / smaller) if smaller else 0.0
+    return min(1.0, weighting.shared_weight(kind, shared, a) / smaller) if smaller else 0.0
 
 
 def _percent(value: float) -> str:

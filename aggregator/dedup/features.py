@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
@@ -159,7 +160,8 @@ class Features:
             elif name in ("signature", "lead_words"):
                 data[name] = base64.b64decode(value)
             elif isinstance(value, list):
-                data[name] = frozenset(value)
+                data[name] = frozenset(map(sys.intern, value)) if value else _EMPTY
+        data["agency"] = sys.intern(data["agency"])
         return cls(**data)
 
 
@@ -168,11 +170,13 @@ _SET_FIELDS = tuple(f.name for f in fields(Features) if f.type == "frozenset[str
 
 
 def settled(f: Features, item_id: str) -> Features:
-    """The features under their item's id, every empty set the one shared empty set: sets
-    that crossed from a worker process are each a new object (216 bytes, even empty), and a
-    large run holds a hundred thousand items' features at once."""
-    empty: dict[str, Any] = {name: _EMPTY for name in _SET_FIELDS if not getattr(f, name)}
-    return replace(f, item_id=item_id, **empty)
+    """The features under their item's id, every empty set the one shared empty set and
+    every word one shared string: sets that crossed from a worker process are each a new
+    object (216 bytes, even empty) of new strings (a word 50 bytes, in as many copies as
+    items use it), and a large run holds a hundred thousand items' features at once."""
+    compact: dict[str, Any] = {name: frozenset(map(sys.intern, values)) if values else _EMPTY
+                               for name in _SET_FIELDS for values in (getattr(f, name),)}
+    return replace(f, item_id=item_id, agency=sys.intern(f.agency), **compact)
 
 
 def extract_features(item: StoredItem) -> Features:
@@ -203,7 +207,13 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         # the runs the text also names are names.
         title_names &= lead_names
     title_and_opening = title + "\n" + opening
-    read = vocabulary.words_of(title_and_opening)
+    # Each text's words are read once (no word spans the line break that joins two texts).
+    title_tokens = entities.WORD.findall(title)
+    opening_tokens = entities.WORD.findall(opening)
+    title_content = entities.content_words_of(title_tokens)
+    opening_content = entities.content_words_of(opening_tokens)
+    title_read = vocabulary.words_of_tokens(title_tokens)
+    read = title_read + vocabulary.words_of_tokens(opening_tokens)
     places = vocabulary.places(read)
     reference = item.published or item.first_seen
     return Features(
@@ -222,9 +232,9 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         words_in_text=words,
         stated=item.published is not None,
         has_link=item.link is not None,
-        title_words=frozenset(entities.content_words(title)),
-        lead_words=minhash.word_hashes(entities.content_words(opening)),
-        terms=frozenset(entities.content_words(title_and_opening)),
+        title_words=frozenset(title_content),
+        lead_words=minhash.word_hashes(opening_content),
+        terms=frozenset(title_content + opening_content),
         names=frozenset(title_names | lead_names),
         title_people=frozenset(n for n in title_names if _is_person(n)),
         title_countries=frozenset(title_countries),
@@ -237,8 +247,8 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         figures=frozenset(entities.figures(title_and_opening)),
         crimes=frozenset(entities.crime_types(title)),
         kinds=frozenset(vocabulary.crime_kinds(read)),
-        events=frozenset(vocabulary.event_kinds(vocabulary.words_of(
-            title + "\n" + first_sentence))),
+        events=frozenset(vocabulary.event_kinds(title_read + vocabulary.words_of(
+            first_sentence))),
         counts=tuple(sorted(vocabulary.counts(title_and_opening))),
         amounts=tuple(sorted(vocabulary.amounts(title_and_opening))),
         meeting_day=entities.meeting_day(title + "\n" + first_sentence),
@@ -274,7 +284,11 @@ def _opening(lead: str) -> str:
 
 
 def _folded_prefix(text: str, *, truncated: bool) -> str:
-    folded = " ".join(fold(text[: _PREFIX_CHARS * 2]).split())
+    start = text[: _PREFIX_CHARS * 2]
+    # Not through `fold`'s cache, which is for words: every item's opening is a new text, and
+    # a hundred thousand of them would fill it with 300-character strings. ASCII folds to
+    # its lower case (no accents to strip, no compatibility forms).
+    folded = " ".join((start.lower() if start.isascii() else fold.__wrapped__(start)).split())
     if truncated:
         folded = re.sub(r"(?:…|\.\.\.|\[…\]|\(…\))\s*$", "", folded).rstrip()
     return folded[:_PREFIX_CHARS]

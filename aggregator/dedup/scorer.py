@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -72,7 +73,9 @@ def from_data(data: dict[str, object]) -> Model:
 def probability(values: Sequence[float], fitted: Model | None = None) -> float:
     """The probability that a pair with this evidence reports one story."""
     m = fitted or model()
-    logit = m.intercept + sum(c * v for c, v in zip(m.coefficients, values, strict=True))
+    if len(values) != len(m.coefficients):
+        raise ValueError(f"{len(values)} evidence values for {len(m.coefficients)} coefficients")
+    logit = m.intercept + sum(map(operator.mul, m.coefficients, values))
     if logit < -30:
         return 0.0
     return 1.0 / (1.0 + math.exp(-logit))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -50,7 +50,12 @@ class Vocabulary:
 def words_of(text: str) -> list[str]:
     """Folded, stemmed words, stopwords kept (phrases need them: "trafficking in human
     beings")."""
-    return [_word(w) for w in WORD.findall(text)]
+    return words_of_tokens(WORD.findall(text))
+
+
+def words_of_tokens(tokens: Iterable[str]) -> list[str]:
+    """`words_of` a text already split into `WORD` tokens."""
+    return [_word(w) for w in tokens]
 
 
 @lru_cache(maxsize=262_144)
