@@ -11,7 +11,6 @@ then leaves untouched.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
@@ -23,13 +22,14 @@ from html import escape
 from pathlib import Path
 from typing import Any, Literal
 
+from aggregator import entries
 from aggregator.config import Config
 from aggregator.errors import PublishError
 from aggregator.fileio import write_many_if_changed
 from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.manifest import write_manifest
 from aggregator.markup import encode_html_urls, text_to_html, xml_safe
-from aggregator.model import StoredItem, Story
+from aggregator.model import StoredItem, Story, date_span
 from aggregator.urls import encode_url
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
@@ -184,29 +184,42 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
                            f"{exc.strerror}") from None
     names: list[str] = []
     written: list[str] = []
-
-    def write(files: Mapping[str, bytes]) -> None:
-        names.extend(files)
-        changed = write_many_if_changed({out_dir / name: data for name, data in files.items()})
-        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
-
-    write(render_all(feeds, site, unchanged))
-    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
     batch: dict[str, bytes] = {}
+
+    def write(files: Mapping[str, bytes], *, flush: bool = False) -> None:
+        # Documents are written together, a batch at a time: syncing them together is
+        # much cheaper, and the bound keeps memory flat however many there are.
+        batch.update(files)
+        if not flush and len(batch) < _WRITE_BATCH and sum(map(len, batch.values())) < \
+                _WRITE_BATCH_BYTES:
+            return
+        names.extend(batch)
+        changed = write_many_if_changed({out_dir / name: data for name, data in batch.items()})
+        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
+        batch.clear()
+
+    cache = EntryCache(site)
+    for feed in feeds:
+        if feed.name not in unchanged:
+            write(render_document(feed, site, cache))
+    write(render_pages(feeds, site), flush=True)
+    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
+    month = None
     for archive in archives:
         if isinstance(archive, KeptFiles):
             names.extend(archive.files)
             continue
+        # Archives come a month at a time: a story's entries are reused within its month.
+        if archive.history.month != month:
+            month = archive.history.month
+            cache.next_month()
         try:
             (out_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
         except OSError as exc:
             raise PublishError(f"{out_dir / ARCHIVE_DIR}: cannot create: "
                                f"{exc.strerror}") from None
-        batch.update(render_archive(archive, feeds, site))
-        if len(batch) >= _WRITE_BATCH or sum(map(len, batch.values())) >= _WRITE_BATCH_BYTES:
-            write(batch)
-            batch = {}
-    write(batch)
+        write(render_archive(archive, feeds, site, cache))
+    write({}, flush=True)
     # The manifest lists what the server may serve: every file of this publication.
     write_manifest(out_dir, names)
     return PublishResult(
@@ -215,30 +228,48 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
 
 
 def render_all(feeds: Sequence[FeedPlan], site: Site,
-               unchanged: frozenset[str] = frozenset()) -> dict[str, bytes]:
+               unchanged: frozenset[str] = frozenset(),
+               cache: EntryCache | None = None) -> dict[str, bytes]:
     """Every subscription document's (but the `unchanged` ones'), the OPML's and the page's
     name and bytes (pure)."""
+    cache = cache or EntryCache(site)
     files: dict[str, bytes] = {}
     for feed in feeds:
-        if feed.name in unchanged:
-            continue
-        files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = render_atom_and_rss(feed, site)
-        if "json" in feed.formats:
-            files[f"{feed.name}.json"] = render_json(feed, site)
-    files["feeds.opml"] = render_opml(feeds, site)
-    combined = next((f for f in feeds if f.kind == "combined"), None)
-    files["index.html"] = render_index(
-        combined.stories if combined else (), feeds, site,
-        older=combined.history.prev_archive if combined else None,
-    )
+        if feed.name not in unchanged:
+            files.update(render_document(feed, site, cache))
+    files.update(render_pages(feeds, site))
     return files
 
 
-def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+def render_document(feed: FeedPlan, site: Site,
+                    cache: EntryCache | None = None) -> dict[str, bytes]:
+    """A subscription document's files, by name: Atom, RSS and (but for countries) JSON."""
+    rendered = (cache or EntryCache(site)).entries(feed)
+    files: dict[str, bytes] = {}
+    files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = _atom_and_rss(feed, site, rendered)
+    if "json" in feed.formats:
+        files[f"{feed.name}.json"] = _json_document(feed, site, rendered)
+    return files
+
+
+def render_pages(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+    """The OPML's and the page's name and bytes."""
+    combined = next((f for f in feeds if f.kind == "combined"), None)
+    return {
+        "feeds.opml": render_opml(feeds, site),
+        "index.html": render_index(
+            combined.stories if combined else (), feeds, site,
+            older=combined.history.prev_archive if combined else None,
+        ),
+    }
+
+
+def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site,
+                   cache: EntryCache | None = None) -> dict[str, bytes]:
     """One month's archive documents (pure): Atom, RSS and, for the combined feed, a page."""
     atom, rss, *page = archive_files(archive.name, archive.kind)
     files: dict[str, bytes] = {}
-    files[atom], files[rss] = render_atom_and_rss(archive, site)
+    files[atom], files[rss] = render_atom_and_rss(archive, site, cache)
     if page:
         files[page[0]] = render_index(
             archive.stories, feeds, site, older=archive.history.prev_archive,
@@ -258,7 +289,8 @@ def publish_stamp(generation: int, config: Config) -> str:
     return f"{generation}:{settings}:{renderer_fingerprint()}"
 
 
-_RENDERING_MODULES = ("publish.py", "catalog.py", "history.py", "markup.py", "urls.py")
+_RENDERING_MODULES = ("publish.py", "entries.py", "catalog.py", "history.py", "markup.py",
+                      "urls.py")
 """The modules whose code decides how published files look."""
 
 
@@ -367,7 +399,8 @@ def _feedgen() -> Any:
     return FeedGenerator
 
 
-def _generator(feed: FeedPlan, site: Site) -> Any:
+def _generator(feed: FeedPlan, site: Site, updated: datetime) -> Any:
+    """feedgen's generator of the document's feed-level part (its entries are spliced in)."""
     fg = _feedgen()()
     fg.load_extension("dc", atom=False, rss=True)
     if _hubs(feed, site):
@@ -383,12 +416,9 @@ def _generator(feed: FeedPlan, site: Site) -> Any:
     fg.generator(*GENERATOR)
     _links(fg, feed, site, "atom")
     fg.author(name=xml_safe(feed.agency.name if feed.agency else site.title))
-    updated = _feed_updated(feed.stories)
     fg.updated(updated)
     fg.lastBuildDate(updated)
     fg.pubDate(updated)
-    for story in feed.stories:
-        _add_entry(fg, story, feed, site)
     return fg
 
 
@@ -484,44 +514,118 @@ def _subtitle(feed: FeedPlan, site: Site) -> str:
     return xml_safe(f"The news of {feed.agency.name}, one entry per story.")
 
 
-def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
-    canonical = story.canonical
-    guid = entry_id(story, feed)
-    entry = fg.add_entry(order="append")
-    entry.id(guid)
-    entry.guid(guid, permalink=False)
-    entry.title(xml_safe(canonical.title))
-    entry.link(href=story_link(story, site, feed.pages.get(story.story_id, "index")),
-               rel="alternate", type="text/html")
-    entry.published(story.published)
-    entry.updated(story.updated)
-    entry.content(story_html(story, site), type="html")
-    names = [site.agency(slug).name for slug in story.agencies]
-    for slug in story.agencies:
-        agency = site.agency(slug)
-        if agency.homepage:
-            entry.author(name=xml_safe(agency.name), uri=encode_url(agency.homepage))
-        else:
-            entry.author(name=xml_safe(agency.name))
-        entry.category(term=slug, label=xml_safe(agency.name))
-    entry.dc.dc_creator(xml_safe(", ".join(names)))
+class EntryCache:
+    """Each story's rendered entry, made once and reused by every document that shows the
+    story: the combined feed or its archive, topics, countries. An entry is keyed by its
+    story and by the page its link falls back to. An agency's feed shows its own entries
+    (their ids are derived per agency), so those are not kept. Entries of the subscription
+    documents are kept throughout (as many as those documents hold); an archive month's
+    are dropped when the next month starts, so memory stays bounded however long the
+    history."""
+
+    def __init__(self, site: Site) -> None:
+        self._site = site
+        self._kept: dict[tuple[str, str], _Rendered] = {}
+        self._month: dict[tuple[str, str], _Rendered] = {}
+        self._filling = self._kept
+
+    def next_month(self) -> None:
+        """Drop the last month's entries; entries made from now on are dropped next time."""
+        self._month.clear()
+        self._filling = self._month
+
+    def entries(self, feed: FeedPlan) -> list[_Rendered]:
+        """The entries of the feed's stories, in order."""
+        if feed.agency is not None:
+            return [_Rendered(_entry(story, feed, self._site)) for story in feed.stories]
+        result = []
+        for story in feed.stories:
+            key = (story.story_id, feed.pages.get(story.story_id, "index"))
+            found = self._kept.get(key) or self._month.get(key)
+            if found is None or found.story != story:
+                found = self._filling[key] = _Rendered(_entry(story, feed, self._site))
+            result.append(found)
+        return result
 
 
-def render_atom_and_rss(feed: FeedPlan, site: Site) -> tuple[bytes, bytes]:
-    """The feed's stories as an Atom 1.0 and an RSS 2.0 document (entries built once)."""
-    fg = _generator(feed, site)
-    atom: bytes = fg.atom_str(pretty=True)
+class _Rendered:
+    """An entry, and its Atom and RSS text once written."""
+
+    __slots__ = ("_atom", "_rss", "entry")
+
+    def __init__(self, entry: _StoryEntry) -> None:
+        self.entry = entry
+        self._atom: str | None = None
+        self._rss: str | None = None
+
+    @property
+    def story(self) -> Story:
+        return self.entry.story
+
+    def atom(self) -> str:
+        if self._atom is None:
+            self._atom = entries.atom_entry(self.entry.fields)
+        return self._atom
+
+    def rss(self) -> str:
+        if self._rss is None:
+            self._rss = entries.rss_item(self.entry.fields)
+        return self._rss
+
+
+@dataclass(frozen=True, slots=True)
+class _StoryEntry:
+    story: Story
+    fields: entries.Entry
+
+
+def _entry(story: Story, feed: FeedPlan, site: Site) -> _StoryEntry:
+    agencies = [site.agency(slug) for slug in story.agencies]
+    names = [agency.name for agency in agencies]
+    published, updated = date_span(story.members)
+    return _StoryEntry(story, entries.Entry(
+        guid=entry_id(story, feed),
+        title=xml_safe(story.canonical.title),
+        link=story_link(story, site, feed.pages.get(story.story_id, "index")),
+        published=published,
+        updated=updated,
+        content_html=story_html(story, site),
+        authors=[(xml_safe(a.name), encode_url(a.homepage) if a.homepage else None)
+                 for a in agencies],
+        categories=[(a.slug, xml_safe(a.name)) for a in agencies],
+        creator=xml_safe(", ".join(names)),
+    ))
+
+
+def render_atom_and_rss(feed: FeedPlan, site: Site,
+                        cache: EntryCache | None = None) -> tuple[bytes, bytes]:
+    """The feed's stories as an Atom 1.0 and an RSS 2.0 document."""
+    return _atom_and_rss(feed, site, (cache or EntryCache(site)).entries(feed))
+
+
+def _atom_and_rss(feed: FeedPlan, site: Site,
+                  rendered: Sequence[_Rendered]) -> tuple[bytes, bytes]:
+    # feedgen writes the feed-level part; each entry is spliced in as `entries` wrote it.
+    updated = max((r.entry.fields.updated for r in rendered), default=NO_STORIES_DATE)
+    fg = _generator(feed, site, updated)
+    head: bytes = fg.atom_str(pretty=True)
+    atom = entries.splice(head, b"</feed>", [r.atom() for r in rendered])
     _links(fg, feed, site, "rss")
-    rss: bytes = fg.rss_str(pretty=True)
+    head = fg.rss_str(pretty=True)
+    rss = entries.splice(head, b"  </channel>", [r.rss() for r in rendered])
     return atom, rss
 
 
 # -- JSON Feed ----------------------------------------------------------------------------
 
 
-def render_json(feed: FeedPlan, site: Site) -> bytes:
+def render_json(feed: FeedPlan, site: Site, cache: EntryCache | None = None) -> bytes:
     """A JSON Feed 1.1 document; each item carries the `_aggregator` extension."""
-    document = {
+    return _json_document(feed, site, (cache or EntryCache(site)).entries(feed))
+
+
+def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) -> bytes:
+    document: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed.title,
         "home_page_url": site.url("index.html"),
@@ -529,40 +633,45 @@ def render_json(feed: FeedPlan, site: Site) -> bytes:
         "description": _subtitle(feed, site),
         "language": "en",
         "authors": [{"name": site.title}],
-        "items": [_json_item(story, feed, site) for story in feed.stories],
+        "items": [],
     }
     if site.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+    return entries.json_document(document, [_json_item(r.entry.story, r.entry.fields, site)
+                                            for r in rendered])
 
 
-def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
+def _json_item(story: Story, entry: entries.Entry, site: Site) -> str:
+    """The story's JSON Feed item, as `json.dumps(document, indent=2)` writes it in
+    `items` (written out directly: the standard encoder is slow with `indent`)."""
     canonical = story.canonical
-    return {
-        "id": entry_id(story, feed),
-        "url": story_link(story, site, feed.pages.get(story.story_id, "index")),
-        "title": xml_safe(canonical.title),
-        "content_html": story_html(story, site),
-        "date_published": story.published.isoformat(),
-        "date_modified": story.updated.isoformat(),
-        "authors": [_json_author(site.agency(slug)) for slug in story.agencies],
-        "tags": [site.agency(slug).name for slug in story.agencies],
+    agencies = [site.agency(slug) for slug in story.agencies]
+    members = [
+        {
+            "agency": member.agency,
+            "title": xml_safe(member.title),
+            "guid": member.guid or f"urn:newswire:item:{member.item_id}",
+            "url": encode_url(member.link) if member.link else None,
+            "date": member.date.isoformat(),
+            "date_source": member.date_origin,
+        }
+        for member in story.members
+    ]
+    return entries.json_item({
+        "id": entry.guid,
+        "url": entry.link,
+        "title": entry.title,
+        "content_html": entry.content_html,
+        "date_published": entry.published.isoformat(),
+        "date_modified": entry.updated.isoformat(),
+        "authors": [_json_author(agency) for agency in agencies],
+        "tags": [agency.name for agency in agencies],
         "_aggregator": {
             "agencies": list(story.agencies),
             "date_source": canonical.date_origin,
-            "members": [
-                {
-                    "agency": member.agency,
-                    "title": xml_safe(member.title),
-                    "guid": member.guid or f"urn:newswire:item:{member.item_id}",
-                    "url": encode_url(member.link) if member.link else None,
-                    "date": member.date.isoformat(),
-                    "date_source": member.date_origin,
-                }
-                for member in story.members
-            ],
+            "members": members,
         },
-    }
+    })
 
 
 def _json_author(agency: Agency) -> dict[str, str]:
