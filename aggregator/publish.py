@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aggregator import entries
 from aggregator.config import Config
@@ -31,6 +31,9 @@ from aggregator.manifest import write_manifest
 from aggregator.markup import encode_html_urls, text_to_html, xml_safe
 from aggregator.model import StoredItem, Story, date_span
 from aggregator.urls import encode_url
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
 COMBINED = "combined"
@@ -759,8 +762,6 @@ def render_index(
     """The readable page of the combined stories, with feed autodiscovery links; with
     `month`, that month's archive page. `older` and `newer` are the stems of the pages
     before and after it (`index` for the front page)."""
-    from markupsafe import Markup
-
     pages = pages or {}
     groups = []
     for kinds, heading in _PAGE_GROUPS:
@@ -770,31 +771,7 @@ def render_index(
         if members:
             groups.append({"heading": heading, "feeds": [_subscription(f, site)
                                                          for f in members]})
-    entries = []
-    for story in stories:
-        canonical = story.canonical
-        paragraphs = _paragraphs_html(story, site)
-        lead = _lead_size(paragraphs)
-        entries.append({
-            "anchor": story_anchor(story),
-            "title": canonical.title,
-            "link": story_link(story, site, pages.get(story.story_id, "index")),
-            "agencies": [_agency_badge(site.agency(slug)) for slug in story.agencies],
-            "date": _human_date(story.published),
-            "datetime": story.published.isoformat(),
-            "first_seen": canonical.date_origin == "first_seen",
-            "lead": Markup("".join(paragraphs[:lead])),
-            "rest": Markup("".join(paragraphs[lead:])),
-            "others": [
-                {
-                    "agency": site.agency(m.agency).name,
-                    "title": m.title,
-                    "url": encode_url(m.link) if m.link else None,
-                    "date": _human_date(m.date),
-                }
-                for m in story.members[1:]
-            ],
-        })
+    articles = [_article(story, site, pages.get(story.story_id, "index")) for story in stories]
     updated = _feed_updated(stories)
     title_month = month_name(month) if month else None
     page = _template().render(
@@ -810,7 +787,7 @@ def render_index(
         newer=site.url(f"{newer}.html") if newer else None,
         newer_name=(month_name(newer[-7:]) if newer and newer != "index"
                     else "the newest stories"),
-        stories=entries,
+        stories=articles,
         updated=_human_date(updated),
         updated_datetime=updated.isoformat(),
     )
@@ -849,9 +826,49 @@ def _lead_size(paragraphs: Sequence[str]) -> int:
     return len(paragraphs)
 
 
-def _agency_badge(agency: Agency) -> dict[str, object]:
+_UNDATED = (' <span class="undated" title="The source gives no date: this is when newswire '
+            'first saw the story.">(first seen)</span>')
+
+
+def _article(story: Story, site: Site, page: str) -> Markup:
+    """A story's `<article>` on a page (written here rather than in the template: a page
+    holds thousands, and the template's loop costs many times more)."""
+    from markupsafe import Markup, escape
+
+    canonical = story.canonical
+    paragraphs = _paragraphs_html(story, site)
+    lead = _lead_size(paragraphs)
+    published = date_span(story.members)[0]
+    badges = "".join(f'<span class="agency" style="--hue: {_hue(slug)}">'
+                     f"{escape(site.agency(slug).name)}</span>" for slug in story.agencies)
+    undated = _UNDATED if canonical.date_origin == "first_seen" else ""
+    parts = [
+        f'<article id="{escape(story_anchor(story))}">\n<p class="meta">{badges}\n<span><time '
+        f'datetime="{escape(published.isoformat())}">{escape(_human_date(published))}</time>'
+        f'{undated}</span></p>\n<h2 class="story"><a href="'
+        f'{escape(story_link(story, site, page))}">{escape(canonical.title)}</a></h2>\n'
+        f'<div class="text">{"".join(paragraphs[:lead])}</div>\n',
+    ]
+    rest = "".join(paragraphs[lead:])
+    if rest:
+        parts.append(f'<details><summary>Full text</summary><div class="text">{rest}</div>'
+                     "</details>\n")
+    if len(story.members) > 1:
+        parts.append('<div class="members">\n<p>Also reported</p>\n<ul>\n')
+        for member in story.members[1:]:
+            url = encode_url(member.link) if member.link else None
+            title = escape(member.title)
+            shown = f'<a href="{escape(url)}">{title}</a>' if url else title
+            parts.append(f"<li>{escape(site.agency(member.agency).name)}: {shown} "
+                         f"({escape(_human_date(member.date))})</li>\n")
+        parts.append("</ul>\n</div>\n")
+    parts.append("</article>")
+    return Markup("".join(parts))
+
+
+def _hue(slug: str) -> int:
     # A hue per agency, the same on every page and run, so a reader learns to spot them.
-    return {"name": agency.name, "hue": zlib.crc32(agency.slug.encode()) % 360}
+    return zlib.crc32(slug.encode()) % 360
 
 
 def _paragraphs_html(story: Story, site: Site) -> list[str]:
