@@ -268,7 +268,7 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
             stale.append(story_id)
     fresh: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
     for start in range(0, len(stale), _BATCH):
-        for story_id, story in store.stories(stale[start : start + _BATCH]).items():
+        for story_id, story in store.stories(stale[start : start + _BATCH], notes=False).items():
             codes = story_countries(story)
             matched = tuple(topics_of(story, codes, config.topics))
             result[story_id] = (codes, matched)
@@ -281,7 +281,7 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
 def _load(store: Store, story_ids: Sequence[str]) -> dict[str, Story]:
     loaded: dict[str, Story] = {}
     for start in range(0, len(story_ids), _BATCH):
-        loaded.update(store.stories(story_ids[start : start + _BATCH]))
+        loaded.update(store.stories(story_ids[start : start + _BATCH], notes=False))
     return loaded
 
 
