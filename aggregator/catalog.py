@@ -163,7 +163,10 @@ def plan_publication(store: Store, config: Config, site: Site,
               HistoryLinks(prev_archive=histories[t.name].newest_archive), pages)
         for t in timelines
     ]
-    return Publication(feeds=feeds, archives=_archives(context, timelines, histories, digests),
+    # The subscription documents hold their stories throughout publishing anyway: archives
+    # showing them again take them from there rather than from the store.
+    return Publication(feeds=feeds,
+                       archives=_archives(context, timelines, histories, digests, loaded),
                        digests=digests, unchanged=frozenset(unchanged))
 
 
@@ -300,7 +303,7 @@ def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: Hist
 
 def _archives(context: _Context, timelines: Sequence[FeedTimeline],
               histories: Mapping[str, History], digests: dict[str, str],
-              ) -> Iterator[FeedPlan | KeptFiles]:
+              current: Mapping[str, Story]) -> Iterator[FeedPlan | KeptFiles]:
     """Every archive document, newest month first, loading one month's stories at a time
     (only those of archives that changed)."""
     by_month: dict[str, list[tuple[FeedTimeline, ArchivePage]]] = defaultdict(list)
@@ -317,8 +320,10 @@ def _archives(context: _Context, timelines: Sequence[FeedTimeline],
                 yield KeptFiles(files)
             else:
                 pages.append((feed, page))
-        wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids))
+        wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids
+                                    if i not in current))
         loaded = _load(context.store, wanted)
+        loaded.update((i, current[i]) for _, p in pages for i in p.story_ids if i in current)
         for feed, page in pages:
             links = HistoryLinks(archive=True, current=feed.name, prev_archive=page.prev_archive,
                                  next_archive=page.next_archive, month=month)

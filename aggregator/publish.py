@@ -15,7 +15,7 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from html import escape
@@ -205,7 +205,7 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
     for feed in feeds:
         if feed.name not in unchanged:
             write(render_document(feed, site, cache))
-    write(render_pages(feeds, site), flush=True)
+    write(render_pages(feeds, site, cache), flush=True)
     names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
     month = None
     for archive in archives:
@@ -240,7 +240,7 @@ def render_all(feeds: Sequence[FeedPlan], site: Site,
     for feed in feeds:
         if feed.name not in unchanged:
             files.update(render_document(feed, site, cache))
-    files.update(render_pages(feeds, site))
+    files.update(render_pages(feeds, site, cache))
     return files
 
 
@@ -255,14 +255,15 @@ def render_document(feed: FeedPlan, site: Site,
     return files
 
 
-def render_pages(feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+def render_pages(feeds: Sequence[FeedPlan], site: Site,
+                 cache: EntryCache | None = None) -> dict[str, bytes]:
     """The OPML's and the page's name and bytes."""
     combined = next((f for f in feeds if f.kind == "combined"), None)
     return {
         "feeds.opml": render_opml(feeds, site),
         "index.html": render_index(
             combined.stories if combined else (), feeds, site,
-            older=combined.history.prev_archive if combined else None,
+            older=combined.history.prev_archive if combined else None, cache=cache,
         ),
     }
 
@@ -277,7 +278,7 @@ def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site,
         files[page[0]] = render_index(
             archive.stories, feeds, site, older=archive.history.prev_archive,
             newer=archive.history.next_archive or "index", month=archive.history.month,
-            pages=archive.pages,
+            pages=archive.pages, cache=cache,
         )
     return files
 
@@ -330,7 +331,12 @@ def entry_id(story: Story, feed: FeedPlan) -> str:
     """The entry's GUID: the story's in the combined feed, a derived one per agency."""
     if feed.agency is None:
         return f"urn:uuid:{story.story_id}"
-    return f"urn:uuid:{uuid.uuid5(uuid.UUID(story.story_id), feed.agency.slug)}"
+    return agency_entry_id(story, feed.agency.slug)
+
+
+def agency_entry_id(story: Story, agency: str) -> str:
+    """The GUID of the story's entry in an agency's feed."""
+    return f"urn:uuid:{uuid.uuid5(uuid.UUID(story.story_id), agency)}"
 
 
 def story_anchor(story: Story) -> str:
@@ -352,10 +358,15 @@ def story_link(story: Story, site: Site, page: str = "index") -> str:
 
 def story_html(story: Story, site: Site) -> str:
     """The entry's content: the canonical text, then every other report of the story."""
+    return _story_html(story, site, _paragraphs_html(story))
+
+
+def _story_html(story: Story, site: Site, paragraphs: Sequence[str]) -> str:
     canonical = story.canonical
-    body = canonical.html if canonical.html else text_to_html(canonical.text)
-    # Stored HTML was sanitized when read, perhaps by an older version: encode its URLs now.
-    parts = [xml_safe(encode_html_urls(body))]
+    if canonical.html:
+        parts = list(paragraphs)  # the stored HTML, its URLs encoded (`_paragraphs_html`)
+    else:
+        parts = [xml_safe(encode_html_urls("".join(paragraphs)))]
     source_link = next((encode_url(m.link) for m in story.members if m.link), None)
     if canonical.truncated and source_link:
         parts.append(f'<p><a href="{_attr(source_link)}">Read the full text at the source.</a></p>')
@@ -519,12 +530,11 @@ def _subtitle(feed: FeedPlan, site: Site) -> str:
 
 class EntryCache:
     """Each story's rendered entry, made once and reused by every document that shows the
-    story: the combined feed or its archive, topics, countries. An entry is keyed by its
-    story and by the page its link falls back to. An agency's feed shows its own entries
-    (their ids are derived per agency), so those are not kept. Entries of the subscription
-    documents are kept throughout (as many as those documents hold); an archive month's
-    are dropped when the next month starts, so memory stays bounded however long the
-    history."""
+    story: the combined feed or its archive, an agency's (which differs in its id alone),
+    topics, countries, the page. An entry is keyed by its story and by the page its link
+    falls back to. Entries of the subscription documents are kept throughout (as many as
+    those documents hold); an archive month's are dropped when the next month starts, so
+    memory stays bounded however long the history."""
 
     def __init__(self, site: Site) -> None:
         self._site = site
@@ -539,65 +549,68 @@ class EntryCache:
 
     def entries(self, feed: FeedPlan) -> list[_Rendered]:
         """The entries of the feed's stories, in order."""
-        if feed.agency is not None:
-            return [_Rendered(_entry(story, feed, self._site)) for story in feed.stories]
-        result = []
-        for story in feed.stories:
-            key = (story.story_id, feed.pages.get(story.story_id, "index"))
-            found = self._kept.get(key) or self._month.get(key)
-            if found is None or found.story != story:
-                found = self._filling[key] = _Rendered(_entry(story, feed, self._site))
-            result.append(found)
-        return result
+        agency = feed.agency.slug if feed.agency is not None else None
+        return [self.entry(story, feed.pages.get(story.story_id, "index"), agency)
+                for story in feed.stories]
+
+    def entry(self, story: Story, page: str, agency: str | None = None) -> _Rendered:
+        """The story's entry, linking to `page` when it has no link of its own; with
+        `agency`, as that agency's feed shows it."""
+        key = (story.story_id, page)
+        found = self._kept.get(key) or self._month.get(key)
+        if found is None or (found.story is not story and found.story != story):
+            fresh = _Rendered.of(story, self._site, page)
+            # An agency's restricted view of a story others reported too stays out: the
+            # whole story is what the other documents show.
+            if found is None or agency is None:
+                self._filling[key] = fresh
+            found = fresh
+        if agency is None:
+            return found
+        return _Rendered(story, replace(found.entry, guid=agency_entry_id(story, agency)),
+                         found.paragraphs)
 
 
 class _Rendered:
-    """An entry, and its Atom and RSS text once written."""
+    """An entry, the page's paragraphs of its text, and its Atom and RSS text once
+    written."""
 
-    __slots__ = ("_atom", "_rss", "entry")
+    __slots__ = ("_atom", "_rss", "entry", "paragraphs", "story")
 
-    def __init__(self, entry: _StoryEntry) -> None:
+    def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str]) -> None:
+        self.story = story
         self.entry = entry
+        self.paragraphs = paragraphs
         self._atom: str | None = None
         self._rss: str | None = None
 
-    @property
-    def story(self) -> Story:
-        return self.entry.story
+    @classmethod
+    def of(cls, story: Story, site: Site, page: str) -> _Rendered:
+        agencies = [site.agency(slug) for slug in story.agencies]
+        published, updated = date_span(story.members)
+        paragraphs = _paragraphs_html(story)
+        return cls(story, entries.Entry(
+            guid=f"urn:uuid:{story.story_id}",
+            title=xml_safe(story.canonical.title),
+            link=story_link(story, site, page),
+            published=published,
+            updated=updated,
+            content_html=_story_html(story, site, paragraphs),
+            authors=[(xml_safe(a.name), encode_url(a.homepage) if a.homepage else None)
+                     for a in agencies],
+            categories=[(a.slug, xml_safe(a.name)) for a in agencies],
+            creator=xml_safe(", ".join(a.name for a in agencies)),
+        ), paragraphs)
 
     def atom(self) -> str:
         if self._atom is None:
-            self._atom = entries.atom_entry(self.entry.fields)
+            self._atom = entries.atom_entry(self.entry)
         return self._atom
 
     def rss(self) -> str:
         if self._rss is None:
-            self._rss = entries.rss_item(self.entry.fields)
+            self._rss = entries.rss_item(self.entry)
         return self._rss
-
-
-@dataclass(frozen=True, slots=True)
-class _StoryEntry:
-    story: Story
-    fields: entries.Entry
-
-
-def _entry(story: Story, feed: FeedPlan, site: Site) -> _StoryEntry:
-    agencies = [site.agency(slug) for slug in story.agencies]
-    names = [agency.name for agency in agencies]
-    published, updated = date_span(story.members)
-    return _StoryEntry(story, entries.Entry(
-        guid=entry_id(story, feed),
-        title=xml_safe(story.canonical.title),
-        link=story_link(story, site, feed.pages.get(story.story_id, "index")),
-        published=published,
-        updated=updated,
-        content_html=story_html(story, site),
-        authors=[(xml_safe(a.name), encode_url(a.homepage) if a.homepage else None)
-                 for a in agencies],
-        categories=[(a.slug, xml_safe(a.name)) for a in agencies],
-        creator=xml_safe(", ".join(names)),
-    ))
 
 
 def render_atom_and_rss(feed: FeedPlan, site: Site,
@@ -609,7 +622,7 @@ def render_atom_and_rss(feed: FeedPlan, site: Site,
 def _atom_and_rss(feed: FeedPlan, site: Site,
                   rendered: Sequence[_Rendered]) -> tuple[bytes, bytes]:
     # feedgen writes the feed-level part; each entry is spliced in as `entries` wrote it.
-    updated = max((r.entry.fields.updated for r in rendered), default=NO_STORIES_DATE)
+    updated = max((r.entry.updated for r in rendered), default=NO_STORIES_DATE)
     fg = _generator(feed, site, updated)
     head: bytes = fg.atom_str(pretty=True)
     atom = entries.splice(head, b"</feed>", [r.atom() for r in rendered])
@@ -640,7 +653,7 @@ def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) ->
     }
     if site.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
-    return entries.json_document(document, [_json_item(r.entry.story, r.entry.fields, site)
+    return entries.json_document(document, [_json_item(r.story, r.entry, site)
                                             for r in rendered])
 
 
@@ -757,7 +770,7 @@ _PAGE_GROUPS: tuple[tuple[tuple[FeedKind, ...], str], ...] = (
 def render_index(
     stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site, *,
     older: str | None = None, newer: str | None = None, month: str | None = None,
-    pages: Mapping[str, str] | None = None,
+    pages: Mapping[str, str] | None = None, cache: EntryCache | None = None,
 ) -> bytes:
     """The readable page of the combined stories, with feed autodiscovery links; with
     `month`, that month's archive page. `older` and `newer` are the stems of the pages
@@ -771,7 +784,9 @@ def render_index(
         if members:
             groups.append({"heading": heading, "feeds": [_subscription(f, site)
                                                          for f in members]})
-    articles = [_article(story, site, pages.get(story.story_id, "index")) for story in stories]
+    cache = cache or EntryCache(site)
+    articles = [_article(cache.entry(story, pages.get(story.story_id, "index")), site)
+                for story in stories]
     updated = _feed_updated(stories)
     title_month = month_name(month) if month else None
     page = _template().render(
@@ -830,15 +845,16 @@ _UNDATED = (' <span class="undated" title="The source gives no date: this is whe
             'first saw the story.">(first seen)</span>')
 
 
-def _article(story: Story, site: Site, page: str) -> Markup:
+def _article(rendered: _Rendered, site: Site) -> Markup:
     """A story's `<article>` on a page (written here rather than in the template: a page
     holds thousands, and the template's loop costs many times more)."""
     from markupsafe import Markup, escape
 
+    story = rendered.story
     canonical = story.canonical
-    paragraphs = _paragraphs_html(story, site)
+    paragraphs = rendered.paragraphs
     lead = _lead_size(paragraphs)
-    published = date_span(story.members)[0]
+    published = rendered.entry.published
     badges = "".join(f'<span class="agency" style="--hue: {_hue(slug)}">'
                      f"{escape(site.agency(slug).name)}</span>" for slug in story.agencies)
     undated = _UNDATED if canonical.date_origin == "first_seen" else ""
@@ -846,7 +862,7 @@ def _article(story: Story, site: Site, page: str) -> Markup:
         f'<article id="{escape(story_anchor(story))}">\n<p class="meta">{badges}\n<span><time '
         f'datetime="{escape(published.isoformat())}">{escape(_human_date(published))}</time>'
         f'{undated}</span></p>\n<h2 class="story"><a href="'
-        f'{escape(story_link(story, site, page))}">{escape(canonical.title)}</a></h2>\n'
+        f'{escape(rendered.entry.link)}">{escape(canonical.title)}</a></h2>\n'
         f'<div class="text">{"".join(paragraphs[:lead])}</div>\n',
     ]
     rest = "".join(paragraphs[lead:])
@@ -871,7 +887,9 @@ def _hue(slug: str) -> int:
     return zlib.crc32(slug.encode()) % 360
 
 
-def _paragraphs_html(story: Story, site: Site) -> list[str]:
+def _paragraphs_html(story: Story) -> list[str]:
+    """The canonical text's paragraphs as HTML; stored HTML whole, sanitized when read
+    (perhaps by an older version: its URLs are encoded now)."""
     canonical = story.canonical
     if canonical.html:
         return [xml_safe(encode_html_urls(canonical.html))]
