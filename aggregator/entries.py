@@ -120,6 +120,24 @@ def rss_item(entry: Entry) -> str:
     return "".join(parts)
 
 
+def atom_with_id(text: str, old: str, new: str) -> str:
+    """An `atom_entry` text with its id `old` made `new`."""
+    return _swap(text, f"<id>{xml_text(old)}</id>", f"<id>{xml_text(new)}</id>")
+
+
+def rss_with_guid(text: str, old: str, new: str) -> str:
+    """An `rss_item` text with its guid `old` made `new`."""
+    return _swap(text, f'<guid isPermaLink="false">{xml_text(old)}</guid>',
+                 f'<guid isPermaLink="false">{xml_text(new)}</guid>')
+
+
+def _swap(text: str, old: str, new: str) -> str:
+    # The element is the only place its markup can occur: all text around it is escaped.
+    if old not in text:
+        raise ValueError(f"no {old!r} in the entry")
+    return text.replace(old, new, 1)
+
+
 def splice(document: bytes, closing: bytes, entries: Sequence[str]) -> bytes:
     """`document` (a feed written without entries) with `entries` before its last `closing`
     tag, where feedgen appends them."""
@@ -129,48 +147,60 @@ def splice(document: bytes, closing: bytes, entries: Sequence[str]) -> bytes:
     return b"".join((head, "".join(entries).encode(), found, tail))
 
 
-def json_item(item: dict[str, Any]) -> str:
-    """One JSON Feed item as `json.dumps(document, ensure_ascii=False, indent=2)` writes it
-    inside the document's `items` (depth 2)."""
-    parts: list[str] = ["    "]
-    _json_value(item, "\n    ", parts)
-    return "".join(parts)
+@dataclass(frozen=True, slots=True)
+class JsonMember:
+    """One report of a story, as the `_aggregator` extension lists it."""
+
+    agency: str
+    title: str
+    guid: str
+    url: str | None
+    date: str
+    date_source: str
 
 
-JsonValue = dict[str, Any] | list[Any] | str | None
+def json_item(entry: Entry, authors: Sequence[tuple[str, str | None]], tags: Sequence[str],
+              agencies: Sequence[str], date_source: str,
+              members: Sequence[JsonMember]) -> str:
+    """One JSON Feed item exactly as `json.dumps(document, ensure_ascii=False, indent=2)`
+    writes it inside the document's `items` (depth 2), written out directly: the standard
+    encoder is slow with `indent`. `authors` are (name, URL or None)."""
+    q = _json_string
+    author_texts = [
+        '{\n          "name": ' + q(name)
+        + (',\n          "url": ' + q(url) if url is not None else "") + "\n        }"
+        for name, url in authors
+    ]
+    member_texts = [
+        '{\n            "agency": ' + q(m.agency) + ',\n            "title": ' + q(m.title)
+        + ',\n            "guid": ' + q(m.guid) + ',\n            "url": '
+        + (q(m.url) if m.url is not None else "null") + ',\n            "date": ' + q(m.date)
+        + ',\n            "date_source": ' + q(m.date_source) + "\n          }"
+        for m in members
+    ]
+    return "".join((
+        '    {\n      "id": ', q(entry.guid),
+        ',\n      "url": ', q(entry.link),
+        ',\n      "title": ', q(entry.title),
+        ',\n      "content_html": ', q(entry.content_html),
+        ',\n      "date_published": ', q(entry.published.isoformat()),
+        ',\n      "date_modified": ', q(entry.updated.isoformat()),
+        ',\n      "authors": ', _json_list(author_texts, "      "),
+        ',\n      "tags": ', _json_list([q(tag) for tag in tags], "      "),
+        ',\n      "_aggregator": {\n        "agencies": ',
+        _json_list([q(agency) for agency in agencies], "        "),
+        ',\n        "date_source": ', q(date_source),
+        ',\n        "members": ', _json_list(member_texts, "        "),
+        "\n      }\n    }",
+    ))
 
 
-def _json_value(value: JsonValue, newline: str, parts: list[str]) -> None:
-    """Append `value` as the standard encoder writes it with `indent=2` (strings, None,
-    lists and dicts: all a feed item holds); `newline` is the line break at its depth."""
-    if isinstance(value, str):
-        parts.append(_json_string(value))
-    elif value is None:
-        parts.append("null")
-    elif isinstance(value, dict):
-        if not value:
-            parts.append("{}")
-            return
-        inner = newline + "  "
-        opening = "{" + inner
-        for key, member in value.items():
-            parts += (opening, _json_string(key), ": ")
-            _json_value(member, inner, parts)
-            opening = "," + inner
-        parts += (newline, "}")
-    elif isinstance(value, list):
-        if not value:
-            parts.append("[]")
-            return
-        inner = newline + "  "
-        opening = "[" + inner
-        for member in value:
-            parts.append(opening)
-            _json_value(member, inner, parts)
-            opening = "," + inner
-        parts += (newline, "]")
-    else:
-        raise TypeError(f"not a feed item's JSON: {type(value).__name__}")
+def _json_list(elements: Sequence[str], indent: str) -> str:
+    """A list of written elements, its brackets at `indent`."""
+    if not elements:
+        return "[]"
+    inner = "\n" + indent + "  "
+    return "[" + inner + ("," + inner).join(elements) + "\n" + indent + "]"
 
 
 _ITEMS_MARK = "\x00items\x00"

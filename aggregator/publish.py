@@ -568,19 +568,22 @@ class EntryCache:
         if agency is None:
             return found
         return _Rendered(story, replace(found.entry, guid=agency_entry_id(story, agency)),
-                         found.paragraphs)
+                         found.paragraphs, found)
 
 
 class _Rendered:
     """An entry, the page's paragraphs of its text, and its Atom and RSS text once
-    written."""
+    written. An agency's entry is the story's with another id: its text is the story's
+    entry's with the id swapped (the content, escaped, cannot hold the id's markup)."""
 
-    __slots__ = ("_atom", "_rss", "entry", "paragraphs", "story")
+    __slots__ = ("_atom", "_rss", "base", "entry", "paragraphs", "story")
 
-    def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str]) -> None:
+    def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str],
+                 base: _Rendered | None = None) -> None:
         self.story = story
         self.entry = entry
         self.paragraphs = paragraphs
+        self.base = base
         self._atom: str | None = None
         self._rss: str | None = None
 
@@ -604,12 +607,20 @@ class _Rendered:
 
     def atom(self) -> str:
         if self._atom is None:
-            self._atom = entries.atom_entry(self.entry)
+            if self.base is None:
+                self._atom = entries.atom_entry(self.entry)
+            else:
+                self._atom = entries.atom_with_id(self.base.atom(), self.base.entry.guid,
+                                                  self.entry.guid)
         return self._atom
 
     def rss(self) -> str:
         if self._rss is None:
-            self._rss = entries.rss_item(self.entry)
+            if self.base is None:
+                self._rss = entries.rss_item(self.entry)
+            else:
+                self._rss = entries.rss_with_guid(self.base.rss(), self.base.entry.guid,
+                                                  self.entry.guid)
         return self._rss
 
 
@@ -658,43 +669,26 @@ def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) ->
 
 
 def _json_item(story: Story, entry: entries.Entry, site: Site) -> str:
-    """The story's JSON Feed item, as `json.dumps(document, indent=2)` writes it in
-    `items` (written out directly: the standard encoder is slow with `indent`)."""
-    canonical = story.canonical
+    """The story's JSON Feed item, with the `_aggregator` extension."""
     agencies = [site.agency(slug) for slug in story.agencies]
-    members = [
-        {
-            "agency": member.agency,
-            "title": xml_safe(member.title),
-            "guid": member.guid or f"urn:newswire:item:{member.item_id}",
-            "url": encode_url(member.link) if member.link else None,
-            "date": member.date.isoformat(),
-            "date_source": member.date_origin,
-        }
-        for member in story.members
-    ]
-    return entries.json_item({
-        "id": entry.guid,
-        "url": entry.link,
-        "title": entry.title,
-        "content_html": entry.content_html,
-        "date_published": entry.published.isoformat(),
-        "date_modified": entry.updated.isoformat(),
-        "authors": [_json_author(agency) for agency in agencies],
-        "tags": [agency.name for agency in agencies],
-        "_aggregator": {
-            "agencies": list(story.agencies),
-            "date_source": canonical.date_origin,
-            "members": members,
-        },
-    })
-
-
-def _json_author(agency: Agency) -> dict[str, str]:
-    author = {"name": agency.name}
-    if agency.homepage:
-        author["url"] = encode_url(agency.homepage)
-    return author
+    return entries.json_item(
+        entry,
+        authors=[(a.name, encode_url(a.homepage) if a.homepage else None) for a in agencies],
+        tags=[a.name for a in agencies],
+        agencies=story.agencies,
+        date_source=story.canonical.date_origin,
+        members=[
+            entries.JsonMember(
+                agency=member.agency,
+                title=xml_safe(member.title),
+                guid=member.guid or f"urn:newswire:item:{member.item_id}",
+                url=encode_url(member.link) if member.link else None,
+                date=member.date.isoformat(),
+                date_source=member.date_origin,
+            )
+            for member in story.members
+        ],
+    )
 
 
 # -- OPML ---------------------------------------------------------------------------------
