@@ -374,8 +374,9 @@ def _story_html(story: Story, site: Site, paragraphs: Sequence[str]) -> str:
         parts = list(paragraphs)  # the stored HTML, its URLs encoded (`_paragraphs_html`)
     else:
         parts = [xml_safe(encode_html_urls("".join(paragraphs)))]
-    source_link = next((encode_url(m.link) for m in story.members if m.link), None)
-    if canonical.truncated and source_link:
+    source_link = (next((encode_url(m.link) for m in story.members if m.link), None)
+                   if canonical.truncated else None)
+    if source_link:
         parts.append(f'<p><a href="{_attr(source_link)}">Read the full text at the source.</a></p>')
     others = story.members[1:]
     if others:
@@ -548,6 +549,7 @@ class EntryCache:
         self._kept: dict[tuple[str, str], _Rendered] = {}
         self._month: dict[tuple[str, str], _Rendered] = {}
         self._filling = self._kept
+        self._agencies: dict[str, _AgencyParts] = {}
 
     def next_month(self) -> None:
         """Drop the last month's entries; entries made from now on are dropped next time."""
@@ -566,7 +568,7 @@ class EntryCache:
         key = (story.story_id, page)
         found = self._kept.get(key) or self._month.get(key)
         if found is None or (found.story is not story and found.story != story):
-            fresh = _Rendered.of(story, self._site, page)
+            fresh = _Rendered.of(story, self._site, page, self._agencies)
             # An agency's restricted view of a story others reported too stays out: the
             # whole story is what the other documents show.
             if found is None or agency is None:
@@ -576,6 +578,22 @@ class EntryCache:
             return found
         return _Rendered(story, replace(found.entry, guid=agency_entry_id(story, agency)),
                          found.paragraphs, found)
+
+
+@dataclass(frozen=True, slots=True)
+class _AgencyParts:
+    """What an entry shows of an agency, as written."""
+
+    name: str
+    author: tuple[str, str | None]
+    category: tuple[str, str]
+
+    @classmethod
+    def of(cls, agency: Agency) -> _AgencyParts:
+        return cls(agency.name,
+                   (xml_safe(agency.name), encode_url(agency.homepage) if agency.homepage
+                    else None),
+                   (agency.slug, xml_safe(agency.name)))
 
 
 class _Rendered:
@@ -595,8 +613,15 @@ class _Rendered:
         self._rss: str | None = None
 
     @classmethod
-    def of(cls, story: Story, site: Site, page: str) -> _Rendered:
-        agencies = [site.agency(slug) for slug in story.agencies]
+    def of(cls, story: Story, site: Site, page: str,
+           agencies: dict[str, _AgencyParts]) -> _Rendered:
+        """Render the story's entry; `agencies` memoizes each agency's parts."""
+        parts = []
+        for slug in story.agencies:
+            found = agencies.get(slug)
+            if found is None:
+                found = agencies[slug] = _AgencyParts.of(site.agency(slug))
+            parts.append(found)
         published, updated = date_span(story.members)
         paragraphs = _paragraphs_html(story)
         return cls(story, entries.Entry(
@@ -606,10 +631,9 @@ class _Rendered:
             published=published,
             updated=updated,
             content_html=_story_html(story, site, paragraphs),
-            authors=[(xml_safe(a.name), encode_url(a.homepage) if a.homepage else None)
-                     for a in agencies],
-            categories=[(a.slug, xml_safe(a.name)) for a in agencies],
-            creator=xml_safe(", ".join(a.name for a in agencies)),
+            authors=[p.author for p in parts],
+            categories=[p.category for p in parts],
+            creator=xml_safe(", ".join(p.name for p in parts)),
         ), paragraphs)
 
     def atom(self) -> str:
