@@ -163,7 +163,10 @@ def plan_publication(store: Store, config: Config, site: Site,
               HistoryLinks(prev_archive=histories[t.name].newest_archive), pages)
         for t in timelines
     ]
-    return Publication(feeds=feeds, archives=_archives(context, timelines, histories, digests),
+    # The subscription documents hold their stories throughout publishing anyway: archives
+    # showing them again take them from there rather than from the store.
+    return Publication(feeds=feeds,
+                       archives=_archives(context, timelines, histories, digests, loaded),
                        digests=digests, unchanged=frozenset(unchanged))
 
 
@@ -268,7 +271,7 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
             stale.append(story_id)
     fresh: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
     for start in range(0, len(stale), _BATCH):
-        for story_id, story in store.stories(stale[start : start + _BATCH]).items():
+        for story_id, story in store.stories(stale[start : start + _BATCH], notes=False).items():
             codes = story_countries(story)
             matched = tuple(topics_of(story, codes, config.topics))
             result[story_id] = (codes, matched)
@@ -281,7 +284,7 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
 def _load(store: Store, story_ids: Sequence[str]) -> dict[str, Story]:
     loaded: dict[str, Story] = {}
     for start in range(0, len(story_ids), _BATCH):
-        loaded.update(store.stories(story_ids[start : start + _BATCH]))
+        loaded.update(store.stories(story_ids[start : start + _BATCH], notes=False))
     return loaded
 
 
@@ -300,7 +303,7 @@ def _plan(feed: FeedTimeline, name: str, stories: Sequence[Story], history: Hist
 
 def _archives(context: _Context, timelines: Sequence[FeedTimeline],
               histories: Mapping[str, History], digests: dict[str, str],
-              ) -> Iterator[FeedPlan | KeptFiles]:
+              current: Mapping[str, Story]) -> Iterator[FeedPlan | KeptFiles]:
     """Every archive document, newest month first, loading one month's stories at a time
     (only those of archives that changed)."""
     by_month: dict[str, list[tuple[FeedTimeline, ArchivePage]]] = defaultdict(list)
@@ -317,8 +320,10 @@ def _archives(context: _Context, timelines: Sequence[FeedTimeline],
                 yield KeptFiles(files)
             else:
                 pages.append((feed, page))
-        wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids))
+        wanted = list(dict.fromkeys(i for _, p in pages for i in p.story_ids
+                                    if i not in current))
         loaded = _load(context.store, wanted)
+        loaded.update((i, current[i]) for _, p in pages for i in p.story_ids if i in current)
         for feed, page in pages:
             links = HistoryLinks(archive=True, current=feed.name, prev_archive=page.prev_archive,
                                  next_archive=page.next_archive, month=month)

@@ -69,6 +69,8 @@ def sanitize_html(fragment: str, base_url: str | None = None) -> str:
 
 def encode_html_urls(fragment: str) -> str:
     """`fragment` with every href and src a valid URI (`urls.encode_url`)."""
+    if "href=" not in fragment and "src=" not in fragment:
+        return fragment  # nothing to encode (most texts): skip the pattern's scan
     return _URL_ATTRIBUTES.sub(
         lambda m: m.group(1) + html.escape(encode_url(html.unescape(m.group(2))), quote=True)
         + m.group(3),
@@ -94,8 +96,8 @@ def html_to_text(fragment: str) -> str:
 
 def text_to_html(text: str) -> str:
     """Escaped HTML of normalized text: paragraphs as `<p>`, line breaks inside as `<br>`."""
-    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    # Escaping leaves line breaks alone, so a paragraph is escaped whole, then broken.
     return "".join(
-        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
-        for p in paragraphs
+        "<p>" + html.escape(p).replace("\n", "<br>") + "</p>"
+        for p in text.split("\n\n") if p.strip()
     )

@@ -11,26 +11,29 @@ then leaves untouched.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from aggregator import entries
 from aggregator.config import Config
 from aggregator.errors import PublishError
 from aggregator.fileio import write_many_if_changed
 from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.manifest import write_manifest
 from aggregator.markup import encode_html_urls, text_to_html, xml_safe
-from aggregator.model import StoredItem, Story
+from aggregator.model import StoredItem, Story, date_span
 from aggregator.urls import encode_url
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
 COMBINED = "combined"
@@ -184,29 +187,42 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
                            f"{exc.strerror}") from None
     names: list[str] = []
     written: list[str] = []
-
-    def write(files: Mapping[str, bytes]) -> None:
-        names.extend(files)
-        changed = write_many_if_changed({out_dir / name: data for name, data in files.items()})
-        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
-
-    write(render_all(feeds, site, unchanged))
-    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
     batch: dict[str, bytes] = {}
+
+    def write(files: Mapping[str, bytes], *, flush: bool = False) -> None:
+        # Documents are written together, a batch at a time: syncing them together is
+        # much cheaper, and the bound keeps memory flat however many there are.
+        batch.update(files)
+        if not flush and len(batch) < _WRITE_BATCH and sum(map(len, batch.values())) < \
+                _WRITE_BATCH_BYTES:
+            return
+        names.extend(batch)
+        changed = write_many_if_changed({out_dir / name: data for name, data in batch.items()})
+        written.extend(path.relative_to(out_dir).as_posix() for path in changed)
+        batch.clear()
+
+    cache = EntryCache(site)
+    for feed in feeds:
+        if feed.name not in unchanged:
+            write(render_document(feed, site, cache))
+    write(render_pages(feeds, site, cache), flush=True)
+    names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
+    month = None
     for archive in archives:
         if isinstance(archive, KeptFiles):
             names.extend(archive.files)
             continue
+        # Archives come a month at a time: a story's entries are reused within its month.
+        if archive.history.month != month:
+            month = archive.history.month
+            cache.next_month()
         try:
             (out_dir / ARCHIVE_DIR).mkdir(exist_ok=True)
         except OSError as exc:
             raise PublishError(f"{out_dir / ARCHIVE_DIR}: cannot create: "
                                f"{exc.strerror}") from None
-        batch.update(render_archive(archive, feeds, site))
-        if len(batch) >= _WRITE_BATCH or sum(map(len, batch.values())) >= _WRITE_BATCH_BYTES:
-            write(batch)
-            batch = {}
-    write(batch)
+        write(render_archive(archive, feeds, site, cache))
+    write({}, flush=True)
     # The manifest lists what the server may serve: every file of this publication.
     write_manifest(out_dir, names)
     return PublishResult(
@@ -215,35 +231,54 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
 
 
 def render_all(feeds: Sequence[FeedPlan], site: Site,
-               unchanged: frozenset[str] = frozenset()) -> dict[str, bytes]:
+               unchanged: frozenset[str] = frozenset(),
+               cache: EntryCache | None = None) -> dict[str, bytes]:
     """Every subscription document's (but the `unchanged` ones'), the OPML's and the page's
     name and bytes (pure)."""
+    cache = cache or EntryCache(site)
     files: dict[str, bytes] = {}
     for feed in feeds:
-        if feed.name in unchanged:
-            continue
-        files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = render_atom_and_rss(feed, site)
-        if "json" in feed.formats:
-            files[f"{feed.name}.json"] = render_json(feed, site)
-    files["feeds.opml"] = render_opml(feeds, site)
-    combined = next((f for f in feeds if f.kind == "combined"), None)
-    files["index.html"] = render_index(
-        combined.stories if combined else (), feeds, site,
-        older=combined.history.prev_archive if combined else None,
-    )
+        if feed.name not in unchanged:
+            files.update(render_document(feed, site, cache))
+    files.update(render_pages(feeds, site, cache))
     return files
 
 
-def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site) -> dict[str, bytes]:
+def render_document(feed: FeedPlan, site: Site,
+                    cache: EntryCache | None = None) -> dict[str, bytes]:
+    """A subscription document's files, by name: Atom, RSS and (but for countries) JSON."""
+    rendered = (cache or EntryCache(site)).entries(feed)
+    files: dict[str, bytes] = {}
+    files[f"{feed.name}.atom"], files[f"{feed.name}.rss"] = _atom_and_rss(feed, site, rendered)
+    if "json" in feed.formats:
+        files[f"{feed.name}.json"] = _json_document(feed, site, rendered)
+    return files
+
+
+def render_pages(feeds: Sequence[FeedPlan], site: Site,
+                 cache: EntryCache | None = None) -> dict[str, bytes]:
+    """The OPML's and the page's name and bytes."""
+    combined = next((f for f in feeds if f.kind == "combined"), None)
+    return {
+        "feeds.opml": render_opml(feeds, site),
+        "index.html": render_index(
+            combined.stories if combined else (), feeds, site,
+            older=combined.history.prev_archive if combined else None, cache=cache,
+        ),
+    }
+
+
+def render_archive(archive: FeedPlan, feeds: Sequence[FeedPlan], site: Site,
+                   cache: EntryCache | None = None) -> dict[str, bytes]:
     """One month's archive documents (pure): Atom, RSS and, for the combined feed, a page."""
     atom, rss, *page = archive_files(archive.name, archive.kind)
     files: dict[str, bytes] = {}
-    files[atom], files[rss] = render_atom_and_rss(archive, site)
+    files[atom], files[rss] = render_atom_and_rss(archive, site, cache)
     if page:
         files[page[0]] = render_index(
             archive.stories, feeds, site, older=archive.history.prev_archive,
             newer=archive.history.next_archive or "index", month=archive.history.month,
-            pages=archive.pages,
+            pages=archive.pages, cache=cache,
         )
     return files
 
@@ -258,7 +293,8 @@ def publish_stamp(generation: int, config: Config) -> str:
     return f"{generation}:{settings}:{renderer_fingerprint()}"
 
 
-_RENDERING_MODULES = ("publish.py", "catalog.py", "history.py", "markup.py", "urls.py")
+_RENDERING_MODULES = ("publish.py", "entries.py", "catalog.py", "history.py", "markup.py",
+                      "urls.py")
 """The modules whose code decides how published files look."""
 
 
@@ -295,7 +331,19 @@ def entry_id(story: Story, feed: FeedPlan) -> str:
     """The entry's GUID: the story's in the combined feed, a derived one per agency."""
     if feed.agency is None:
         return f"urn:uuid:{story.story_id}"
-    return f"urn:uuid:{uuid.uuid5(uuid.UUID(story.story_id), feed.agency.slug)}"
+    return agency_entry_id(story, feed.agency.slug)
+
+
+def agency_entry_id(story: Story, agency: str) -> str:
+    """The GUID of the story's entry in an agency's feed: the UUID version 5 of the agency's
+    slug in the story's id (RFC 4122, 4.3; made here as `uuid.uuid5` does, without its two
+    intermediate objects: agency feeds hold thousands of entries)."""
+    digest = bytearray(hashlib.sha1(uuid.UUID(story.story_id).bytes + agency.encode(),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def story_anchor(story: Story) -> str:
@@ -317,12 +365,18 @@ def story_link(story: Story, site: Site, page: str = "index") -> str:
 
 def story_html(story: Story, site: Site) -> str:
     """The entry's content: the canonical text, then every other report of the story."""
+    return _story_html(story, site, _paragraphs_html(story))
+
+
+def _story_html(story: Story, site: Site, paragraphs: Sequence[str]) -> str:
     canonical = story.canonical
-    body = canonical.html if canonical.html else text_to_html(canonical.text)
-    # Stored HTML was sanitized when read, perhaps by an older version: encode its URLs now.
-    parts = [xml_safe(encode_html_urls(body))]
-    source_link = next((encode_url(m.link) for m in story.members if m.link), None)
-    if canonical.truncated and source_link:
+    if canonical.html:
+        parts = list(paragraphs)  # the stored HTML, its URLs encoded (`_paragraphs_html`)
+    else:
+        parts = [xml_safe(encode_html_urls("".join(paragraphs)))]
+    source_link = (next((encode_url(m.link) for m in story.members if m.link), None)
+                   if canonical.truncated else None)
+    if source_link:
         parts.append(f'<p><a href="{_attr(source_link)}">Read the full text at the source.</a></p>')
     others = story.members[1:]
     if others:
@@ -367,7 +421,8 @@ def _feedgen() -> Any:
     return FeedGenerator
 
 
-def _generator(feed: FeedPlan, site: Site) -> Any:
+def _generator(feed: FeedPlan, site: Site, updated: datetime) -> Any:
+    """feedgen's generator of the document's feed-level part (its entries are spliced in)."""
     fg = _feedgen()()
     fg.load_extension("dc", atom=False, rss=True)
     if _hubs(feed, site):
@@ -383,12 +438,9 @@ def _generator(feed: FeedPlan, site: Site) -> Any:
     fg.generator(*GENERATOR)
     _links(fg, feed, site, "atom")
     fg.author(name=xml_safe(feed.agency.name if feed.agency else site.title))
-    updated = _feed_updated(feed.stories)
     fg.updated(updated)
     fg.lastBuildDate(updated)
     fg.pubDate(updated)
-    for story in feed.stories:
-        _add_entry(fg, story, feed, site)
     return fg
 
 
@@ -484,44 +536,154 @@ def _subtitle(feed: FeedPlan, site: Site) -> str:
     return xml_safe(f"The news of {feed.agency.name}, one entry per story.")
 
 
-def _add_entry(fg: Any, story: Story, feed: FeedPlan, site: Site) -> None:
-    canonical = story.canonical
-    guid = entry_id(story, feed)
-    entry = fg.add_entry(order="append")
-    entry.id(guid)
-    entry.guid(guid, permalink=False)
-    entry.title(xml_safe(canonical.title))
-    entry.link(href=story_link(story, site, feed.pages.get(story.story_id, "index")),
-               rel="alternate", type="text/html")
-    entry.published(story.published)
-    entry.updated(story.updated)
-    entry.content(story_html(story, site), type="html")
-    names = [site.agency(slug).name for slug in story.agencies]
-    for slug in story.agencies:
-        agency = site.agency(slug)
-        if agency.homepage:
-            entry.author(name=xml_safe(agency.name), uri=encode_url(agency.homepage))
-        else:
-            entry.author(name=xml_safe(agency.name))
-        entry.category(term=slug, label=xml_safe(agency.name))
-    entry.dc.dc_creator(xml_safe(", ".join(names)))
+class EntryCache:
+    """Each story's rendered entry, made once and reused by every document that shows the
+    story: the combined feed or its archive, an agency's (which differs in its id alone),
+    topics, countries, the page. An entry is keyed by its story and by the page its link
+    falls back to. Entries of the subscription documents are kept throughout (as many as
+    those documents hold); an archive month's are dropped when the next month starts, so
+    memory stays bounded however long the history."""
+
+    def __init__(self, site: Site) -> None:
+        self._site = site
+        self._kept: dict[tuple[str, str], _Rendered] = {}
+        self._month: dict[tuple[str, str], _Rendered] = {}
+        self._filling = self._kept
+        self._agencies: dict[str, _AgencyParts] = {}
+
+    def next_month(self) -> None:
+        """Drop the last month's entries; entries made from now on are dropped next time."""
+        self._month.clear()
+        self._filling = self._month
+
+    def entries(self, feed: FeedPlan) -> list[_Rendered]:
+        """The entries of the feed's stories, in order."""
+        agency = feed.agency.slug if feed.agency is not None else None
+        return [self.entry(story, feed.pages.get(story.story_id, "index"), agency)
+                for story in feed.stories]
+
+    def entry(self, story: Story, page: str, agency: str | None = None) -> _Rendered:
+        """The story's entry, linking to `page` when it has no link of its own; with
+        `agency`, as that agency's feed shows it."""
+        key = (story.story_id, page)
+        found = self._kept.get(key) or self._month.get(key)
+        if found is None or (found.story is not story and found.story != story):
+            fresh = _Rendered.of(story, self._site, page, self._agencies)
+            # An agency's restricted view of a story others reported too stays out: the
+            # whole story is what the other documents show.
+            if found is None or agency is None:
+                self._filling[key] = fresh
+            found = fresh
+        if agency is None:
+            return found
+        return _Rendered(story, replace(found.entry, guid=agency_entry_id(story, agency)),
+                         found.paragraphs, found)
 
 
-def render_atom_and_rss(feed: FeedPlan, site: Site) -> tuple[bytes, bytes]:
-    """The feed's stories as an Atom 1.0 and an RSS 2.0 document (entries built once)."""
-    fg = _generator(feed, site)
-    atom: bytes = fg.atom_str(pretty=True)
+@dataclass(frozen=True, slots=True)
+class _AgencyParts:
+    """What an entry shows of an agency, as written."""
+
+    name: str
+    author: tuple[str, str | None]
+    category: tuple[str, str]
+
+    @classmethod
+    def of(cls, agency: Agency) -> _AgencyParts:
+        return cls(agency.name,
+                   (xml_safe(agency.name), encode_url(agency.homepage) if agency.homepage
+                    else None),
+                   (agency.slug, xml_safe(agency.name)))
+
+
+class _Rendered:
+    """An entry, the page's paragraphs of its text, and its Atom and RSS text once
+    written. An agency's entry is the story's with another id: its text is the story's
+    entry's with the id swapped (the content, escaped, cannot hold the id's markup)."""
+
+    __slots__ = ("_atom", "_rss", "base", "entry", "paragraphs", "story")
+
+    def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str],
+                 base: _Rendered | None = None) -> None:
+        self.story = story
+        self.entry = entry
+        self.paragraphs = paragraphs
+        self.base = base
+        self._atom: str | None = None
+        self._rss: str | None = None
+
+    @classmethod
+    def of(cls, story: Story, site: Site, page: str,
+           agencies: dict[str, _AgencyParts]) -> _Rendered:
+        """Render the story's entry; `agencies` memoizes each agency's parts."""
+        parts = []
+        for slug in story.agencies:
+            found = agencies.get(slug)
+            if found is None:
+                found = agencies[slug] = _AgencyParts.of(site.agency(slug))
+            parts.append(found)
+        published, updated = date_span(story.members)
+        paragraphs = _paragraphs_html(story)
+        return cls(story, entries.Entry(
+            guid=f"urn:uuid:{story.story_id}",
+            title=xml_safe(story.canonical.title),
+            link=story_link(story, site, page),
+            published=published,
+            updated=updated,
+            content_html=_story_html(story, site, paragraphs),
+            authors=[p.author for p in parts],
+            categories=[p.category for p in parts],
+            creator=xml_safe(", ".join(p.name for p in parts)),
+        ), paragraphs)
+
+    def atom(self) -> str:
+        if self._atom is None:
+            if self.base is None:
+                self._atom = entries.atom_entry(self.entry)
+            else:
+                self._atom = entries.atom_with_id(self.base.atom(), self.base.entry.guid,
+                                                  self.entry.guid)
+        return self._atom
+
+    def rss(self) -> str:
+        if self._rss is None:
+            if self.base is None:
+                self._rss = entries.rss_item(self.entry)
+            else:
+                self._rss = entries.rss_with_guid(self.base.rss(), self.base.entry.guid,
+                                                  self.entry.guid)
+        return self._rss
+
+
+def render_atom_and_rss(feed: FeedPlan, site: Site,
+                        cache: EntryCache | None = None) -> tuple[bytes, bytes]:
+    """The feed's stories as an Atom 1.0 and an RSS 2.0 document."""
+    return _atom_and_rss(feed, site, (cache or EntryCache(site)).entries(feed))
+
+
+def _atom_and_rss(feed: FeedPlan, site: Site,
+                  rendered: Sequence[_Rendered]) -> tuple[bytes, bytes]:
+    # feedgen writes the feed-level part; each entry is spliced in as `entries` wrote it.
+    updated = max((r.entry.updated for r in rendered), default=NO_STORIES_DATE)
+    fg = _generator(feed, site, updated)
+    head: bytes = fg.atom_str(pretty=True)
+    atom = entries.splice(head, b"</feed>", [r.atom() for r in rendered])
     _links(fg, feed, site, "rss")
-    rss: bytes = fg.rss_str(pretty=True)
+    head = fg.rss_str(pretty=True)
+    rss = entries.splice(head, b"  </channel>", [r.rss() for r in rendered])
     return atom, rss
 
 
 # -- JSON Feed ----------------------------------------------------------------------------
 
 
-def render_json(feed: FeedPlan, site: Site) -> bytes:
+def render_json(feed: FeedPlan, site: Site, cache: EntryCache | None = None) -> bytes:
     """A JSON Feed 1.1 document; each item carries the `_aggregator` extension."""
-    document = {
+    return _json_document(feed, site, (cache or EntryCache(site)).entries(feed))
+
+
+def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) -> bytes:
+    document: dict[str, Any] = {
         "version": "https://jsonfeed.org/version/1.1",
         "title": feed.title,
         "home_page_url": site.url("index.html"),
@@ -529,47 +691,35 @@ def render_json(feed: FeedPlan, site: Site) -> bytes:
         "description": _subtitle(feed, site),
         "language": "en",
         "authors": [{"name": site.title}],
-        "items": [_json_item(story, feed, site) for story in feed.stories],
+        "items": [],
     }
     if site.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
-    return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode()
+    return entries.json_document(document, [_json_item(r.story, r.entry, site)
+                                            for r in rendered])
 
 
-def _json_item(story: Story, feed: FeedPlan, site: Site) -> dict[str, Any]:
-    canonical = story.canonical
-    return {
-        "id": entry_id(story, feed),
-        "url": story_link(story, site, feed.pages.get(story.story_id, "index")),
-        "title": xml_safe(canonical.title),
-        "content_html": story_html(story, site),
-        "date_published": story.published.isoformat(),
-        "date_modified": story.updated.isoformat(),
-        "authors": [_json_author(site.agency(slug)) for slug in story.agencies],
-        "tags": [site.agency(slug).name for slug in story.agencies],
-        "_aggregator": {
-            "agencies": list(story.agencies),
-            "date_source": canonical.date_origin,
-            "members": [
-                {
-                    "agency": member.agency,
-                    "title": xml_safe(member.title),
-                    "guid": member.guid or f"urn:newswire:item:{member.item_id}",
-                    "url": encode_url(member.link) if member.link else None,
-                    "date": member.date.isoformat(),
-                    "date_source": member.date_origin,
-                }
-                for member in story.members
-            ],
-        },
-    }
-
-
-def _json_author(agency: Agency) -> dict[str, str]:
-    author = {"name": agency.name}
-    if agency.homepage:
-        author["url"] = encode_url(agency.homepage)
-    return author
+def _json_item(story: Story, entry: entries.Entry, site: Site) -> str:
+    """The story's JSON Feed item, with the `_aggregator` extension."""
+    agencies = [site.agency(slug) for slug in story.agencies]
+    return entries.json_item(
+        entry,
+        authors=[(a.name, encode_url(a.homepage) if a.homepage else None) for a in agencies],
+        tags=[a.name for a in agencies],
+        agencies=story.agencies,
+        date_source=story.canonical.date_origin,
+        members=[
+            entries.JsonMember(
+                agency=member.agency,
+                title=xml_safe(member.title),
+                guid=member.guid or f"urn:newswire:item:{member.item_id}",
+                url=encode_url(member.link) if member.link else None,
+                date=member.date.isoformat(),
+                date_source=member.date_origin,
+            )
+            for member in story.members
+        ],
+    )
 
 
 # -- OPML ---------------------------------------------------------------------------------
@@ -645,13 +795,11 @@ _PAGE_GROUPS: tuple[tuple[tuple[FeedKind, ...], str], ...] = (
 def render_index(
     stories: Sequence[Story], feeds: Sequence[FeedPlan], site: Site, *,
     older: str | None = None, newer: str | None = None, month: str | None = None,
-    pages: Mapping[str, str] | None = None,
+    pages: Mapping[str, str] | None = None, cache: EntryCache | None = None,
 ) -> bytes:
     """The readable page of the combined stories, with feed autodiscovery links; with
     `month`, that month's archive page. `older` and `newer` are the stems of the pages
     before and after it (`index` for the front page)."""
-    from markupsafe import Markup
-
     pages = pages or {}
     groups = []
     for kinds, heading in _PAGE_GROUPS:
@@ -661,31 +809,9 @@ def render_index(
         if members:
             groups.append({"heading": heading, "feeds": [_subscription(f, site)
                                                          for f in members]})
-    entries = []
-    for story in stories:
-        canonical = story.canonical
-        paragraphs = _paragraphs_html(story, site)
-        lead = _lead_size(paragraphs)
-        entries.append({
-            "anchor": story_anchor(story),
-            "title": canonical.title,
-            "link": story_link(story, site, pages.get(story.story_id, "index")),
-            "agencies": [_agency_badge(site.agency(slug)) for slug in story.agencies],
-            "date": _human_date(story.published),
-            "datetime": story.published.isoformat(),
-            "first_seen": canonical.date_origin == "first_seen",
-            "lead": Markup("".join(paragraphs[:lead])),
-            "rest": Markup("".join(paragraphs[lead:])),
-            "others": [
-                {
-                    "agency": site.agency(m.agency).name,
-                    "title": m.title,
-                    "url": encode_url(m.link) if m.link else None,
-                    "date": _human_date(m.date),
-                }
-                for m in story.members[1:]
-            ],
-        })
+    cache = cache or EntryCache(site)
+    articles = [_article(cache.entry(story, pages.get(story.story_id, "index")), site)
+                for story in stories]
     updated = _feed_updated(stories)
     title_month = month_name(month) if month else None
     page = _template().render(
@@ -701,7 +827,7 @@ def render_index(
         newer=site.url(f"{newer}.html") if newer else None,
         newer_name=(month_name(newer[-7:]) if newer and newer != "index"
                     else "the newest stories"),
-        stories=entries,
+        stories=articles,
         updated=_human_date(updated),
         updated_datetime=updated.isoformat(),
     )
@@ -740,12 +866,55 @@ def _lead_size(paragraphs: Sequence[str]) -> int:
     return len(paragraphs)
 
 
-def _agency_badge(agency: Agency) -> dict[str, object]:
+_UNDATED = (' <span class="undated" title="The source gives no date: this is when newswire '
+            'first saw the story.">(first seen)</span>')
+
+
+def _article(rendered: _Rendered, site: Site) -> Markup:
+    """A story's `<article>` on a page (written here rather than in the template: a page
+    holds thousands, and the template's loop costs many times more)."""
+    from markupsafe import Markup, escape
+
+    story = rendered.story
+    canonical = story.canonical
+    paragraphs = rendered.paragraphs
+    lead = _lead_size(paragraphs)
+    published = rendered.entry.published
+    badges = "".join(f'<span class="agency" style="--hue: {_hue(slug)}">'
+                     f"{escape(site.agency(slug).name)}</span>" for slug in story.agencies)
+    undated = _UNDATED if canonical.date_origin == "first_seen" else ""
+    parts = [
+        f'<article id="{escape(story_anchor(story))}">\n<p class="meta">{badges}\n<span><time '
+        f'datetime="{escape(published.isoformat())}">{escape(_human_date(published))}</time>'
+        f'{undated}</span></p>\n<h2 class="story"><a href="'
+        f'{escape(rendered.entry.link)}">{escape(canonical.title)}</a></h2>\n'
+        f'<div class="text">{"".join(paragraphs[:lead])}</div>\n',
+    ]
+    rest = "".join(paragraphs[lead:])
+    if rest:
+        parts.append(f'<details><summary>Full text</summary><div class="text">{rest}</div>'
+                     "</details>\n")
+    if len(story.members) > 1:
+        parts.append('<div class="members">\n<p>Also reported</p>\n<ul>\n')
+        for member in story.members[1:]:
+            url = encode_url(member.link) if member.link else None
+            title = escape(member.title)
+            shown = f'<a href="{escape(url)}">{title}</a>' if url else title
+            parts.append(f"<li>{escape(site.agency(member.agency).name)}: {shown} "
+                         f"({escape(_human_date(member.date))})</li>\n")
+        parts.append("</ul>\n</div>\n")
+    parts.append("</article>")
+    return Markup("".join(parts))
+
+
+def _hue(slug: str) -> int:
     # A hue per agency, the same on every page and run, so a reader learns to spot them.
-    return {"name": agency.name, "hue": zlib.crc32(agency.slug.encode()) % 360}
+    return zlib.crc32(slug.encode()) % 360
 
 
-def _paragraphs_html(story: Story, site: Site) -> list[str]:
+def _paragraphs_html(story: Story) -> list[str]:
+    """The canonical text's paragraphs as HTML; stored HTML whole, sanitized when read
+    (perhaps by an older version: its URLs are encoded now)."""
     canonical = story.canonical
     if canonical.html:
         return [xml_safe(encode_html_urls(canonical.html))]

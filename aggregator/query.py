@@ -238,8 +238,18 @@ class StoryFacts:
     def of(cls, texts: Iterable[str], agencies: Iterable[str],
            countries: Iterable[str]) -> StoryFacts:
         """Facts from raw texts (folded and split here)."""
-        # Split first, then fold each word: `fold` caches words, and news repeats them.
-        words = [f for text in texts for w in _WORD.findall(text) for f in _folded(w)]
+        words: list[str] = []
+        for text in texts:
+            if text.isascii():
+                # Folding ASCII is lowering it, and lowering moves no word boundary.
+                words += _WORD.findall(text.lower())
+            else:
+                # Split first, then fold each word: `fold` caches words, and news repeats them.
+                for word in _WORD.findall(text):
+                    if word.isascii():
+                        words.append(word.lower())
+                    else:
+                        words += _folded(word)
         return cls(f" {' '.join(words)} ", frozenset(words), frozenset(agencies),
                    frozenset(countries))
 

@@ -55,10 +55,11 @@ class FeedHistory(StoryTables):
             versions[story_id] = hashlib.blake2b(blob, digest_size=12).hexdigest()
         return versions
 
-    def stories(self, story_ids: Sequence[str]) -> dict[str, Story]:
-        """Stories by id, whole (ids of no story are left out)."""
+    def stories(self, story_ids: Sequence[str], notes: bool = True) -> dict[str, Story]:
+        """Stories by id, whole (ids of no story are left out); without their merge notes
+        if `notes` is False (publishing shows none)."""
         with self._tx() as conn:
-            return self._load_stories(conn, story_ids)
+            return self._load_stories(conn, story_ids, notes)
 
     def story_feeds(self) -> dict[str, FeedRecord]:
         """Each story's recorded (key, countries, topics)."""

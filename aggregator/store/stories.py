@@ -188,35 +188,47 @@ class StoryTables(SqlBase):
                 )
         return list({(n.item_id, n.other_item_id): n for n in result}.values())
 
-    def _load_stories(self, conn: Connection, story_ids: Sequence[str]) -> dict[str, Story]:
-        memberships = self._memberships(conn, story_ids)
-        all_ids = [i for ids in memberships.values() for i in ids]
-        by_id: dict[str, StoredItem] = {}
-        notes: dict[str, list[MatchNote]] = defaultdict(list)
-        for chunk in chunks(all_ids):
-            for row in conn.execute(sa.select(*ITEM_COLUMNS).where(items.c.item_id.in_(chunk))):
-                item = stored_item(row)
-                by_id[item.item_id] = item
-            for r in conn.execute(
-                sa.select(match_notes).where(
-                    match_notes.c.item_id.in_(chunk), match_notes.c.merged.is_(True)
-                )
+    def _load_stories(self, conn: Connection, story_ids: Sequence[str],
+                      notes: bool = True) -> dict[str, Story]:
+        """Stories by id, with their merge notes unless `notes` is False (publishing shows
+        none): per chunk, the canonical ids and every member whole, one query each."""
+        canonical: dict[str, str] = {}
+        members: dict[str, list[StoredItem]] = defaultdict(list)
+        found_notes: dict[str, list[MatchNote]] = defaultdict(list)
+        for chunk in chunks(sorted(set(story_ids))):
+            for row in conn.execute(
+                sa.select(stories.c.story_id, stories.c.canonical_item_id).where(
+                    stories.c.story_id.in_(chunk))
             ):
-                notes[r.item_id].append(
+                canonical[row.story_id] = row.canonical_item_id
+            for member in conn.execute(
+                sa.select(*ITEM_COLUMNS).where(items.c.story_id.in_(chunk))
+            ):
+                members[member.story_id].append(stored_item(member))
+            if not notes:
+                continue
+            for r in conn.execute(
+                sa.select(match_notes)
+                .join(items, items.c.item_id == match_notes.c.item_id)
+                .where(items.c.story_id.in_(chunk), match_notes.c.merged.is_(True))
+            ):
+                found_notes[r.item_id].append(
                     MatchNote(r.item_id, r.other_item_id, r.score, True,
                               tuple(json.loads(r.reasons)))
                 )
         result: dict[str, Story] = {}
-        for story_id, ids in memberships.items():
-            members = [by_id[i] for i in ids if i in by_id]
-            if not members:
-                continue
-            head, rest = members[0], sorted(members[1:], key=lambda m: (m.date, m.item_id))
-            story_notes = tuple(n for m in members for n in notes.get(m.item_id, ()))
-            result[story_id] = Story(story_id, (head, *rest), story_notes)
+        for story_id, found in members.items():
+            # The canonical item first (the lowest id if the row names none of them), then
+            # the others by date.
+            head_id = canonical.get(story_id)
+            head = next((m for m in found if m.item_id == head_id), None)
+            if head is None:
+                head = min(found, key=lambda m: m.item_id)
+            rest = sorted((m for m in found if m is not head), key=lambda m: (m.date, m.item_id))
+            ordered = (head, *rest)
+            story_notes = tuple(n for m in ordered for n in found_notes.get(m.item_id, ()))
+            result[story_id] = Story(story_id, ordered, story_notes)
         return result
-
-
 
 
 @dataclass(frozen=True, slots=True)
