@@ -22,7 +22,7 @@ import queue
 import random
 import xml.sax
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
@@ -226,7 +226,8 @@ class _FeedBatch:
                 return
             request = ParseRequest.of(unit, response)
             try:
-                future = self._parsers.submit(parse_and_prepare, request, self._preparer) \
+                future = self._parsers.submit(parse_and_prepare, request, self._preparer,
+                                              job.known) \
                     if self._parsers else None
             except BrokenProcessPool:  # a worker died earlier in the run: go on without
                 future = None
@@ -333,14 +334,15 @@ class ParsedFeed:
     """The items prepared for the store, when the parsing worker could do it too."""
 
 
-def parse_and_prepare(request: ParseRequest, preparer: Preparer | None) -> ParsedFeed:
+def parse_and_prepare(request: ParseRequest, preparer: Preparer | None,
+                      known: Collection[str] = ()) -> ParsedFeed:
     """In a worker: parse a document, then prepare its items, sparing them a second trip
     between processes. Preparation trouble is left to the pipeline (it prepares again)."""
     parsed = parse_feed(request)
     if preparer is None or parsed.error is not None or not parsed.items:
         return parsed
     try:
-        return replace(parsed, items=(), prepared=preparer(parsed.items))
+        return replace(parsed, items=(), prepared=preparer(parsed.items, known))
     except Exception:  # the pipeline prepares the items itself and reports what fails
         return parsed
 

@@ -75,7 +75,7 @@ def _read_and_prepare(job: ReadJob, now: datetime, preparer: Preparer | None) ->
     if preparer is None or fetched is None or not fetched.items:
         return outcome
     try:
-        return ReadOutcome(job, Fetched((), fetched.state, preparer(fetched.items)))
+        return ReadOutcome(job, Fetched((), fetched.state, preparer(fetched.items, job.known)))
     except Exception:  # the pipeline prepares the items itself and reports what fails
         return outcome
 
