@@ -357,14 +357,16 @@ def _store_prepared(store: Store, done: Done[_Unit], now: datetime, progress: _P
 
 
 def _found(store: Store, prepared: Prepared, known: Mapping[str, str]) -> _Found:
-    """The unit's items in the order it lists them: those prepared now, and the stored
-    items of the entries kept (where the unit lists them now)."""
+    """The unit's items in the order it lists them: those prepared now (their features
+    serialized for the store), and the stored items of the entries kept (where the unit
+    lists them now)."""
+    serialized = tuple(placement.serialized(f) for f in prepared.features)
     if not prepared.kept:
-        return _Found(prepared.items, prepared.features, prepared.serialized, prepared.keys)
+        return _Found(prepared.items, prepared.features, serialized, prepared.keys)
     stored = {s.item_id: s for s in store.items(known[k.key] for k in prepared.kept)}
     rows: list[tuple[int, Item, object | None, str | None, str]] = list(zip(
-        prepared.places, prepared.items, prepared.features, prepared.serialized,
-        prepared.keys, strict=True))
+        prepared.places, prepared.items, prepared.features, serialized, prepared.keys,
+        strict=True))
     for kept in prepared.kept:
         item = stored.get(known[kept.key])
         if item is not None:  # else forgotten meanwhile: not listed again

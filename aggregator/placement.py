@@ -60,6 +60,12 @@ def withdraw_removed_sources(store: Store, config: Config) -> Removal:
     return removal
 
 
+def serialized(features: Any) -> str:
+    """Prepared features (`prepare.Prepared.features`) as the store keeps them."""
+    text: str = features.to_json()
+    return text
+
+
 def with_id(features: Any, item_id: str) -> dedup.Features:
     from aggregator import dedup
 

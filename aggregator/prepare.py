@@ -32,15 +32,18 @@ class Kept:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A source's newly normalized items, their dedup features (serialized for the store
-    and as objects for this run's clustering), their entries' keys and places, the entries
-    kept as stored, and the warnings about them."""
+    """A source's newly normalized items, their dedup features, their entries' keys and
+    places, the entries kept as stored, and the warnings about them.
+
+    What a worker sends back, so nothing in it twice: the features go as objects (this run
+    clusters with them), and the main process serializes them for the store, while it
+    would otherwise wait for the workers. 2,000 seed items: 6.1 MB pickled (with the
+    serialized features too, 9.7 MB)."""
 
     items: tuple[Item, ...]
-    features: tuple[object | None, ...]
+    features: tuple[object, ...]
     """`dedup.Features` per item, with an empty item id (typed loosely: dedup and numpy are
-    imported only when a run has items to analyse); None for an item not analysed here."""
-    serialized: tuple[str | None, ...]
+    imported only when a run has items to analyse)."""
     keys: tuple[str, ...]
     """Each item's entry key (`normalize.entry_key`)."""
     places: tuple[int, ...]
@@ -65,17 +68,13 @@ def prepare(raws: Sequence[RawItem], agencies: Mapping[str, AgencyConfig],
     batch = normalize_all(raws, AgencyDirectory.from_config(agencies), now,
                           kept={k.index for k in kept})
     features: list[object] = []
-    serialized: list[str | None] = []
     if batch.items:
         from aggregator import dedup
 
-        analysed = dedup.extract_many([as_new(item, now) for item in batch.items])
-        features.extend(analysed)
-        serialized.extend(f.to_json() for f in analysed)
+        features.extend(dedup.extract_many([as_new(item, now) for item in batch.items]))
     return Prepared(
         items=batch.items,
         features=tuple(features),
-        serialized=tuple(serialized),
         keys=tuple(keys[place] for place in batch.places),
         places=batch.places,
         kept=tuple(kept),
