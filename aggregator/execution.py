@@ -23,10 +23,11 @@ from aggregator.sources import ReadJob
 
 log = logging.getLogger(__name__)
 
-WORKERS_FROM_BYTES = 4_000_000
+WORKERS_FROM_BYTES = 2_000_000
 """A run expected to read less than this is prepared in the main process: starting worker
-processes (and shipping every item back) costs more than it saves. Measured on 2 cores: 1,000
-seed items (1.5 MB) take 1.5 CPU-s to prepare here, and longer through a pool."""
+processes (and shipping every item back) costs more than it saves. Measured on 2 busy cores:
+1,000 seed items (1.5 MB) cold took 3.9-4.0 CPU-s in one process, 4.25-4.4 with a pool, and
+longer in wall time too."""
 WORKERS_FROM_UNITS = 8
 """...unless this many units bring a document: the feed reader would start workers of its
 own for them (`sources.feed.PARALLEL_PARSE_MIN_FEEDS`), later, with threads about."""
@@ -58,7 +59,12 @@ class Workers:
         work = [expected_work(job) for job in jobs]
         worth = sum(work) >= WORKERS_FROM_BYTES or sum(1 for w in work if w) >= WORKERS_FROM_UNITS
         if self._pool is None and self._count > 1 and worth:
-            self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",))
+            # Loaded before forking, so that workers start with it (analysing items needs
+            # it, and this process clusters them later anyway).
+            import aggregator.dedup  # noqa: F401
+
+            self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",
+                                                                  "aggregator.dedup"))
         return self._pool
 
 
