@@ -23,11 +23,12 @@ from aggregator.sources import ReadJob
 
 log = logging.getLogger(__name__)
 
-WORKERS_FROM_BYTES = 2_000_000
+WORKERS_FROM_BYTES = 1_000_000
 """A run expected to read less than this is prepared in the main process: starting worker
-processes (and shipping every item back) costs more than it saves. Measured on 2 busy cores:
-1,000 seed items (1.5 MB) cold took 3.9-4.0 CPU-s in one process, 4.25-4.4 with a pool, and
-longer in wall time too."""
+processes (and shipping every item back) costs more than it saves. What made a pool a loss
+for 1,000 seed items (1.5 MB) was each worker importing dedup on its first item: workers
+now start with it loaded, and cost about what one process does there (2 busy cores: 4.05-4.27
+CPU-s with the pool, 3.97-4.15 without)."""
 WORKERS_FROM_UNITS = 8
 """...unless this many units bring a document: the feed reader would start workers of its
 own for them (`sources.feed.PARALLEL_PARSE_MIN_FEEDS`), later, with threads about."""

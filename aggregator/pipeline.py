@@ -179,9 +179,11 @@ def read_sources(store: Store, config: Config, started: datetime, *, fixed: bool
 def _jobs(store: Store, units: Mapping[str, SourceUnit],
           batch: Mapping[str, SourceState | None], read_digest: str) -> list[ReadJob]:
     """The batch's jobs, each with the entry keys of its unit's stored items (none when
-    the config that shapes items changed: everything is prepared again then)."""
+    the config that shapes items changed: everything is prepared again then; nor for a unit
+    that will surely be found unchanged)."""
     forced = {s: state is None or state.read_digest != read_digest for s, state in batch.items()}
-    known = store.entry_keys([s for s, force in forced.items() if not force])
+    known = store.entry_keys([s for s, force in forced.items()
+                              if not force and not _surely_unchanged(units[s], batch[s])])
     return [ReadJob(units[s], state, forced[s], known.get(s, {})) for s, state in batch.items()]
 
 
@@ -241,6 +243,12 @@ def _failing_note(state: SourceState) -> str:
     if state.next_attempt is not None:
         parts.append(f"next attempt after {state.next_attempt:%Y-%m-%d %H:%M:%S}Z")
     return "; ".join(parts)
+
+
+def _surely_unchanged(unit: SourceUnit, state: SourceState | None) -> bool:
+    """Whether the unit says reading it will find nothing new (seed files can tell)."""
+    check = getattr(unit, "surely_unchanged", None)
+    return bool(check(state, False)) if check is not None else False
 
 
 @dataclass(frozen=True, slots=True)

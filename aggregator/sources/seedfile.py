@@ -138,6 +138,10 @@ class SeedFileUnit:
         same one means the file is unchanged."""
         return _signature(self.path.stat())
 
+    def surely_unchanged(self, state: SourceState | None, force: bool) -> bool:
+        """Whether reading will find the file unchanged (its signature is the stored one)."""
+        return self.expected_work(state, force) == 0 and state is not None and not force
+
     def expected_work(self, state: SourceState | None, force: bool) -> int:
         """Bytes this run will likely read: the file's size, unless it looks unchanged."""
         try:
