@@ -7,8 +7,10 @@ news items from `benchmarks/gen_seeds.py` (realistic text, 1-2 KB of HTML each),
 sees what it would see in real news. Then, on fresh state each round:
 
 - newswire: `aggregate --once` cold (empty store) and warm (every feed answers 304), timed
-  as whole processes; the warm run must rewrite no published file (mtimes compared);
-- reader: `update_feeds(workers=16, scheduled=False)` cold and warm on its own SQLite file,
+  as whole processes; the warm run must rewrite no published file (mtimes compared); then
+  a run after some feeds changed (`--changed`, 52 per 500 feeds by default: each gains 2
+  new entries on top, new validators, the other entries as they were);
+- reader: `update_feeds(workers=16, scheduled=False)` cold, warm and changed on its own SQLite file,
   timed as whole processes too (the feeds are added beforehand, untimed). `scheduled=False`
   because reader otherwise skips feeds updated within its default hour: the warm run would
   fetch nothing.
@@ -124,21 +126,41 @@ def _split_seed_file(text: str) -> list[NewsItem]:
     return items
 
 
+NEWEST = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NEW_ENTRIES = 2
+"""Entries a changed feed gains on top (`--changed`)."""
+
+
 def render_feeds(items: Sequence[NewsItem], feeds: int, entries: int) -> list[bytes]:
     """`feeds` documents of `entries` items each, newest first, one item per 7 hours."""
-    documents = []
-    newest = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    for number in range(feeds):
-        chunk = items[number * entries : (number + 1) * entries]
-        rendered = [
-            _entry_parts(item, number, position, newest - timedelta(hours=7 * position))
-            for position, item in enumerate(chunk)
-        ]
-        if number % 5 == 4:
-            documents.append(_atom(number, rendered, newest))
-        else:
-            documents.append(_rss(number, rendered, newest))
-    return documents
+    return [_document(number, _entries(items, number, entries), NEWEST)
+            for number in range(feeds)]
+
+
+def changed_feeds(items: Sequence[NewsItem], feeds: int, entries: int, count: int
+                  ) -> dict[int, bytes]:
+    """`count` of the feeds, spread over them, each with NEW_ENTRIES new items on top (from
+    the items after the feeds' own); the entries they had are unchanged below them."""
+    changed: dict[int, bytes] = {}
+    spare = feeds * entries
+    for n in range(count):
+        number = n * feeds // count
+        fresh = items[spare + n * NEW_ENTRIES : spare + (n + 1) * NEW_ENTRIES]
+        newer = NEWEST + timedelta(hours=1)
+        on_top = [_entry_parts(item, number, f"new{k}", newer - timedelta(minutes=k))
+                  for k, item in enumerate(fresh)]
+        changed[number] = _document(number, on_top + _entries(items, number, entries), newer)
+    return changed
+
+
+def _entries(items: Sequence[NewsItem], number: int, entries: int) -> list[_Entry]:
+    chunk = items[number * entries : (number + 1) * entries]
+    return [_entry_parts(item, number, position, NEWEST - timedelta(hours=7 * position))
+            for position, item in enumerate(chunk)]
+
+
+def _document(number: int, rendered: list[_Entry], updated: datetime) -> bytes:
+    return (_atom if number % 5 == 4 else _rss)(number, rendered, updated)
 
 
 @dataclass(frozen=True)
@@ -150,7 +172,7 @@ class _Entry:
     html: str
 
 
-def _entry_parts(item: NewsItem, feed: int, position: int, date: datetime) -> _Entry:
+def _entry_parts(item: NewsItem, feed: int, position: int | str, date: datetime) -> _Entry:
     parts: list[str] = []
     size = 0
     for paragraph in item.paragraphs:
@@ -199,13 +221,13 @@ class FeedServer:
     """Serves the documents at /feed/<n>.xml on 127.0.0.1 with validators and 304s."""
 
     def __init__(self, documents: Sequence[bytes]) -> None:
-        self.documents = {f"/feed/{n}.xml": body for n, body in enumerate(documents)}
-        self.etags = {path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-                      for path, body in self.documents.items()}
+        self.original = list(documents)
+        self.documents: dict[str, bytes] = {}
+        self.etags: dict[str, str] = {}
+        self.modified: dict[str, str] = {}
+        self.serve({n: body for n, body in enumerate(documents)})
         self.types = {path: "application/atom+xml" if b"<feed xmlns" in body[:200]
                       else "application/rss+xml" for path, body in self.documents.items()}
-        self.last_modified = format_datetime(datetime(2026, 11, 20, 12, tzinfo=UTC),
-                                             usegmt=True)
         self.requests = 0
         self.not_modified = 0
         self._lock = threading.Lock()
@@ -226,6 +248,20 @@ class FeedServer:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def serve(self, documents: dict[int, bytes]) -> None:
+        """Serve these documents (by feed number) from now on, with validators of their own."""
+        for number, body in documents.items():
+            path = f"/feed/{number}.xml"
+            self.documents[path] = body
+            self.etags[path] = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+            changed = body != self.original[number]
+            self.modified[path] = format_datetime(
+                datetime(2026, 11, 20, 13 if changed else 12, tzinfo=UTC), usegmt=True)
+
+    def restore(self) -> None:
+        """Serve the original documents again."""
+        self.serve(dict(enumerate(self.original)))
+
     def urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.port}{path}" for path in self.documents]
 
@@ -240,7 +276,7 @@ class FeedServer:
             return
         etag = self.etags[handler.path]
         if (handler.headers.get("If-None-Match") == etag
-                or handler.headers.get("If-Modified-Since") == self.last_modified):
+                or handler.headers.get("If-Modified-Since") == self.modified[handler.path]):
             with self._lock:
                 self.not_modified += 1
             handler.send_response(304)
@@ -251,7 +287,7 @@ class FeedServer:
         handler.send_header("Content-Type", self.types[handler.path] + "; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
         handler.send_header("ETag", etag)
-        handler.send_header("Last-Modified", self.last_modified)
+        handler.send_header("Last-Modified", self.modified[handler.path])
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -350,9 +386,10 @@ class Results:
 
 
 def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: bool,
-              budget: Budget, results: Results) -> None:
+              budget: Budget, results: Results, changed: dict[int, bytes]) -> None:
     root = workdir / f"round-{round_no}"
     shutil.rmtree(root, ignore_errors=True)
+    server.restore()
     urls = server.urls()
     config = newswire_config(root / "newswire", urls)
     before = server.count()
@@ -375,6 +412,14 @@ def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: boo
           f"304s {after_warm[1] - after_cold[1]}/{after_warm[0] - after_cold[0]} requests; "
           f"files rewritten: {rewritten or 'none'}", flush=True)
     assert after_cold[0] - before[0] == len(urls), "every feed is fetched once cold"
+    if changed:
+        server.serve(changed)
+        after = run_newswire(config, budget)
+        server.restore()
+        results.add("newswire changed", after.wall)
+        results.add("newswire changed CPU", after.cpu)
+        print(f"round {round_no}: newswire after {len(changed)} feeds changed "
+              f"{after.wall:.2f}s ({after.note})", flush=True)
     if not with_reader:
         return
     reader_dir = root / "reader"
@@ -391,6 +436,12 @@ def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: boo
     results.add("reader warm (in run)", reader_warm.inside)
     results.add("reader cold CPU", reader_cold.cpu)
     results.add("reader warm CPU", reader_warm.cpu)
+    if changed:
+        server.serve(changed)
+        reader_after = run_reader(database, urls_file, "update", budget)
+        server.restore()
+        results.add("reader changed", reader_after.wall)
+        results.add("reader changed CPU", reader_after.cpu)
     print(f"round {round_no}: reader cold {reader_cold.wall:.2f}s, warm "
           f"{reader_warm.wall:.2f}s", flush=True)
 
@@ -404,7 +455,8 @@ def report(results: Results, args: argparse.Namespace, entries_total: int,
     for name, values in results.figures.items():
         print(f"  {name:28s} {statistics.median(values):8.2f} {min(values):8.2f} "
               f"{max(values):8.2f}")
-    for ours, theirs in (("newswire cold", "reader cold"), ("newswire warm", "reader warm")):
+    for ours, theirs in (("newswire cold", "reader cold"), ("newswire warm", "reader warm"),
+                         ("newswire changed", "reader changed")):
         a, b = results.median(ours), results.median(theirs)
         if a is not None and b:
             print(f"  ratio {ours} / {theirs}: {a / b:.2f} (target <= 0.5)")
@@ -428,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="give up after this long in all (default 1800)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--changed", type=int, default=None,
+                        help=f"feeds that gain {NEW_ENTRIES} entries after the warm run "
+                             "(default: 52 per 500 feeds; 0: no such run)")
     args = parser.parse_args(argv)
     budget = Budget(args.max_seconds)
     with_reader = not args.no_reader
@@ -441,17 +496,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     results = Results()
     try:
-        items = news_items(args.feeds * args.entries, workdir, budget)
+        count = round(args.feeds * 52 / 500) if args.changed is None else args.changed
+        items = news_items(args.feeds * args.entries + count * NEW_ENTRIES, workdir, budget)
         documents = render_feeds(items, args.feeds, args.entries)
+        changed = changed_feeds(items, args.feeds, args.entries, count)
         server = FeedServer(documents)
         try:
             for round_no in range(1, args.runs + 1):
-                one_round(round_no, workdir, server, with_reader, budget, results)
+                one_round(round_no, workdir, server, with_reader, budget, results, changed)
         except (TimeoutError, subprocess.TimeoutExpired) as exc:
             print(f"stopped: out of time ({exc})", file=sys.stderr)
         finally:
             server.close()
-        report(results, args, len(items), sum(len(d) for d in documents))
+        report(results, args, args.feeds * args.entries, sum(len(d) for d in documents))
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)
