@@ -9,9 +9,10 @@ and dedup compare.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,32 +89,44 @@ class NormalizedBatch:
 
     items: tuple[Item, ...]
     warnings: tuple[str, ...]
+    places: tuple[int, ...] = ()
+    """Each item's index among the entries given (entries without a title, link or text,
+    and kept ones, have no item)."""
 
 
-def normalize_all(raws: Sequence[RawItem], agencies: AgencyDirectory, now: datetime
-                  ) -> NormalizedBatch:
-    """Normalize a source's items; an item that cannot be read costs only itself."""
+def normalize_all(raws: Sequence[RawItem], agencies: AgencyDirectory, now: datetime,
+                  kept: Collection[int] = ()) -> NormalizedBatch:
+    """Normalize a source's items; an item that cannot be read costs only itself.
+
+    Entries at the indexes `kept` are not normalized (their items are stored already), but
+    still count in the warnings about unknown agencies, which name every such entry."""
     items: list[Item] = []
+    places: list[int] = []
     warnings: list[str] = []
     unknown: dict[str, tuple[str, str, int]] = {}
-    for raw in raws:
-        try:
-            result = normalize(raw, agencies, now)
-        except Exception as exc:  # one odd item must not cost the source its other items
-            warnings.append(f"{raw.origin}: item skipped: {exc!r}")
-            continue
-        warnings.extend(result.warnings)
-        if result.item is None:
-            continue
-        items.append(result.item)
-        if result.unknown_agency is not None:
-            origin, slug, count = unknown.get(result.unknown_agency,
-                                              (raw.origin, result.item.agency, 0))
-            unknown[result.unknown_agency] = (origin, slug, count + 1)
+    for index, raw in enumerate(raws):
+        if index in kept:
+            slug, known = agency_of(raw, agencies)
+            unknown_label = None if known else raw.agency_label
+        else:
+            try:
+                result = normalize(raw, agencies, now)
+            except Exception as exc:  # one odd item must not cost the source its other items
+                warnings.append(f"{raw.origin}: item skipped: {exc!r}")
+                continue
+            warnings.extend(result.warnings)
+            if result.item is None:
+                continue
+            items.append(result.item)
+            places.append(index)
+            slug, unknown_label = result.item.agency, result.unknown_agency
+        if unknown_label is not None:
+            origin, first_slug, count = unknown.get(unknown_label, (raw.origin, slug, 0))
+            unknown[unknown_label] = (origin, first_slug, count + 1)
     # One warning per unknown agency and source, not one per item.
     warnings.extend(unknown_agency_warning(origin, label, slug, count)
                     for label, (origin, slug, count) in unknown.items())
-    return NormalizedBatch(tuple(items), tuple(warnings))
+    return NormalizedBatch(tuple(items), tuple(warnings), tuple(places))
 
 
 def unknown_agency_warning(origin: str, label: str, slug: str, count: int) -> str:
@@ -152,8 +165,7 @@ class Normalized:
 def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normalized:
     """Clean one raw item; warnings name its origin (file:line or URL)."""
     warnings: list[str] = []
-    slug, known = agencies.resolve(raw.agency_label) if raw.agency_label.strip() else (
-        derive_slug("unknown"), False)
+    slug, known = agency_of(raw, agencies)
     html: str | None = None
     if raw.content_is_html:
         html = sanitize_html(raw.content, base_url=raw.base_url or raw.link or None)
@@ -189,6 +201,13 @@ def normalize(raw: RawItem, agencies: AgencyDirectory, now: datetime) -> Normali
         tuple(warnings),
         unknown_agency=None if known else raw.agency_label,
     )
+
+
+def agency_of(raw: RawItem, agencies: AgencyDirectory) -> tuple[str, bool]:
+    """The slug of an entry's agency, and whether the config knows it."""
+    if not raw.agency_label.strip():
+        return derive_slug("unknown"), False
+    return agencies.resolve(raw.agency_label)
 
 
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][\w:-]*(?:\s[^<>]*)?/?\s*>|<!--")
@@ -261,6 +280,24 @@ def title_key(title: str) -> str:
 def is_truncated(text: str) -> bool:
     """True when the text ends with an ellipsis: a summary of a longer item."""
     return bool(_ELLIPSIS_END.search(text))
+
+
+ENTRY_KEY_VERSION = "1"
+"""Part of every entry key: raise it when normalizing the same entry would give another item,
+so stored items are normalized again instead of kept."""
+
+
+def entry_key(raw: RawItem) -> str:
+    """Fingerprint of everything normalizing an entry reads, but where the source lists it
+    (origin, position): an entry whose key is stored needs no normalizing or analysing again.
+    The agencies of the config are not in it: a change of them makes the run read every
+    source again in full (`SourceState.read_digest`)."""
+    published = raw.published.isoformat() if raw.published is not None else None
+    blob = json.dumps([ENTRY_KEY_VERSION, raw.agency_label, raw.title, raw.content,
+                       raw.content_is_html, raw.link, raw.guid, published, raw.base_url],
+                      ensure_ascii=False)
+    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"),
+                           digest_size=16).hexdigest()
 
 
 def content_hash(text: str) -> str:

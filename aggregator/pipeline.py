@@ -1,68 +1,40 @@
-"""One run: read the sources, normalize, store, deduplicate, publish.
+"""One run: read the sources, place their new items into stories, publish.
 
-`run_once` is what the CLI and the scheduler call. A source that fails is reported and the
+`run_once` is what the CLI and the scheduler call; it composes three steps, each giving
+its result to the next: `read_sources` (fetch, parse, prepare and store every due unit),
+`placement.place` (deduplicate) and `_publish`. A source that fails is reported and the
 others go on; items it published before stay published. Publishing is skipped when nothing
 that shapes the output changed since the last publish (and the files are all there).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aggregator import clock, identity, workers
+from aggregator import clock, placement
 from aggregator.config import Config, is_reserved_slug
 from aggregator.errors import PublishError, SourceError, StoreError
+from aggregator.execution import Done, Preparation, Workers
 from aggregator.fileio import write_atomic
-from aggregator.logs import facts
 from aggregator.manifest import MANIFEST_NAME, PUBLISHED_RECORD
-from aggregator.model import RawItem, RunResult, SourceReport
-from aggregator.prepare import Prepared, prepare
+from aggregator.model import Item, RunResult, SourceReport, StoredItem
+from aggregator.prepare import Kept, Prepared
 from aggregator.sources import ReadJob, ReadOutcome, SourceUnit, expand, read_all
-from aggregator.store import Removal, SourceState, Store, StoryPlan, open_store
+from aggregator.store import SourceState, Store, open_store
 
 if TYPE_CHECKING:
     from aggregator import dedup
 
 log = logging.getLogger(__name__)
-
-_FEATURE_BATCH = 1000
-"""Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
-_WORKERS_FROM_BYTES = 1_000_000
-"""A run expected to read less than this is prepared in the main process: starting worker
-processes would cost more than it saves."""
-_WORKERS_FROM_UNITS = 8
-"""...unless this many units bring a document: the feed reader would start workers of its
-own for them (`sources.feed.PARALLEL_PARSE_MIN_FEEDS`), later, with threads about."""
-
-
-@dataclass(slots=True)
-class _Progress:
-    reports: list[SourceReport] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    new: int = 0
-    changed: list[str] = field(default_factory=list)
-    fresh: dict[str, dedup.Features] = field(default_factory=dict)
-    """Dedup features of this run's new items, analysed as they were prepared."""
-    order: dict[str, int] = field(default_factory=dict)
-    """Each source's place in the config: reports come in as units finish."""
-    states_to_save: list[SourceState] = field(default_factory=list)
-    """States of the units read in this batch, saved together before their leases go."""
-
-    def in_config_order(self) -> list[SourceReport]:
-        """The reports sorted as their sources appear in the config."""
-        return sorted(self.reports, key=lambda report: self.order.get(report.name, 0))
 
 
 def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
@@ -72,61 +44,85 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     timer = time.perf_counter()
     store: Store = open_store(config.store.url)
     try:
-        progress = _Progress()
-        read_digest = config.fingerprint("agencies")
-        # A long run claims its last batches well after it started: each batch is read at
-        # the time it is claimed, so the feeds' next due times count from their real fetch.
-        batch_clock = ((lambda: started) if now is not None
-                       else (lambda: max(started, clock.now().replace(microsecond=0))))
-        _read_due_sources(store, config, read_digest, batch_clock, progress)
+        read = read_sources(store, config, started, fixed=now is not None)
         read_at = time.perf_counter()
-        # One node at a time changes stories (the store's placement lock): withdrawing the
-        # items of removed sources, then placing new items into stories.
-        with store.placement_lock():
-            withdrawn = _withdraw_removed_sources(store, config)
-            # Stories that lost members to a removed source choose their lead entry again.
-            _deduplicate(store, config, [*progress.changed, *withdrawn.members_left],
-                         progress.fresh)
-        dedup_at = time.perf_counter()
-        publish_error = None
-        try:
-            written, unchanged = _publish(store, config)
-        except PublishError as exc:
-            # Sources were read and stored; the next run publishes them.
-            log.error("%s", exc)
-            publish_error, written, unchanged = str(exc), (), 0
-        progress.warnings.extend(_ping_hubs(config, written))
+        placement.place(store, config, read.changed, read.fresh)
+        placed_at = time.perf_counter()
+        published = _publish_step(store, config)
+        warnings = [*read.warnings, *_ping_hubs(config, published.written)]
         items_total, stories_total = store.counts()
         log.info("timing read=%.2fs dedup=%.2fs publish=%.2fs", read_at - timer,
-                 dedup_at - read_at, time.perf_counter() - dedup_at)
+                 placed_at - read_at, time.perf_counter() - placed_at)
     finally:
         store.close()
     return RunResult(
         started=started,
         duration=time.perf_counter() - timer,
-        sources=tuple(progress.in_config_order()),
-        items_new=progress.new,
-        items_updated=len(progress.changed),
+        sources=read.reports,
+        items_new=read.new,
+        items_updated=len(read.changed),
         items_total=items_total,
         stories=stories_total,
-        files_written=written,
-        files_unchanged=unchanged,
-        warnings=tuple(progress.warnings),
-        publish_error=publish_error,
+        files_written=published.written,
+        files_unchanged=published.unchanged,
+        warnings=tuple(warnings),
+        publish_error=published.error,
     )
 
 
-def _read_due_sources(
-    store: Store, config: Config, read_digest: str, batch_clock: Callable[[], datetime],
-    progress: _Progress,
-) -> None:
+# -- read: every due unit fetched, parsed, prepared and stored ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """What reading the due sources gave the rest of the run."""
+
+    reports: tuple[SourceReport, ...]
+    """One per unit (and per source that could not be expanded), in config order."""
+    warnings: tuple[str, ...]
+    new: int
+    changed: tuple[str, ...]
+    """Ids of stored items whose source edited them."""
+    fresh: Mapping[str, dedup.Features]
+    """Dedup features of this run's new items, analysed as they were prepared."""
+
+
+@dataclass(slots=True)
+class _Progress:
+    reports: list[SourceReport] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    new: int = 0
+    changed: list[str] = field(default_factory=list)
+    fresh: dict[str, dedup.Features] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)
+    """Each source's place in the config: reports come in as units finish."""
+    states_to_save: list[SourceState] = field(default_factory=list)
+    """States of the units read in this batch, saved together before their leases go."""
+
+    def result(self) -> ReadResult:
+        """The reports sorted as their sources appear in the config, and the rest."""
+        return ReadResult(
+            reports=tuple(sorted(self.reports, key=lambda report: self.order.get(report.name, 0))),
+            warnings=tuple(self.warnings), new=self.new, changed=tuple(self.changed),
+            fresh=self.fresh)
+
+
+def read_sources(store: Store, config: Config, started: datetime, *, fixed: bool) -> ReadResult:
     """Read the due units, claimed from the store a batch at a time.
 
     Several nodes may share the store: each claims due units nobody holds (a lease that
     expires, so a dead node's units are taken over), reads and stores them, saves their
     fetch state and only then releases them. Units this node did not read were not due, or
-    were read by another node; they are reported as skipped (or still failing).
+    were read by another node; they are reported as skipped (or still failing). `fixed`: the
+    run's time is given (tests), and every batch reads at `started`.
     """
+    progress = _Progress()
+    read_digest = config.fingerprint("agencies")
+    # A long run claims its last batches well after it started: each batch is read at
+    # the time it is claimed, so the feeds' next due times count from their real fetch.
+    batch_clock: Callable[[], datetime] = (
+        (lambda: started) if fixed
+        else (lambda: max(started, clock.now().replace(microsecond=0))))
     units: dict[str, SourceUnit] = {}
     for source in config.enabled_sources:
         try:
@@ -146,7 +142,7 @@ def _read_due_sources(
     def is_due(source_id: str, state: SourceState | None) -> bool:
         return units[source_id].due(state, now)
 
-    with _Workers() as run_workers:
+    with Workers() as run_workers:
         while True:
             now = batch_clock()
             batch = store.claim_sources(
@@ -155,15 +151,14 @@ def _read_due_sources(
             if not batch:
                 break
             claimed.update(batch)
-            jobs = [ReadJob(units[s], state, state is None or state.read_digest != read_digest)
-                    for s, state in batch.items()]
+            jobs = _jobs(store, units, batch, read_digest)
             try:
                 # The worker processes start before the lease keeper's thread exists: a
                 # process with one thread forks its workers, which then die with it.
                 pool = run_workers.for_jobs(jobs)
                 with _LeaseKeeper(store, batch, holder, config.store.lease):
-                    _read(store, config, jobs, read_digest, now, progress, pool,
-                          run_workers.count)
+                    _read(store, config, jobs, read_digest, now, progress,
+                          Preparation(pool, config.agencies, now, limit=2 * run_workers.count))
                     # Saved before the release: whoever claims a unit next sees it was read.
                     store.save_source_states(progress.states_to_save)
                     progress.states_to_save.clear()
@@ -178,6 +173,18 @@ def _read_due_sources(
             _fail(progress, unit.name, f"{state.last_error} ({_failing_note(state)})")
         else:
             progress.reports.append(SourceReport(name=unit.name, ok=True, skipped=True))
+    return progress.result()
+
+
+def _jobs(store: Store, units: Mapping[str, SourceUnit],
+          batch: Mapping[str, SourceState | None], read_digest: str) -> list[ReadJob]:
+    """The batch's jobs, each with the entry keys of its unit's stored items (none when
+    the config that shapes items changed: everything is prepared again then; nor for a unit
+    that will surely be found unchanged)."""
+    forced = {s: state is None or state.read_digest != read_digest for s, state in batch.items()}
+    known = store.entry_keys([s for s, force in forced.items()
+                              if not force and not _surely_unchanged(units[s], batch[s])])
+    return [ReadJob(units[s], state, forced[s], known.get(s, {})) for s, state in batch.items()]
 
 
 def node_name(config: Config) -> str:
@@ -223,55 +230,6 @@ class _LeaseKeeper:
                 log.warning("cannot renew leases: %s", exc)
 
 
-class _Workers:
-    """The run's worker processes, started by the first batch big enough to need them and
-    kept for the batches after it."""
-
-    def __init__(self) -> None:
-        self._count = workers.processes()
-        self._pool: Executor | None = None
-
-    def __enter__(self) -> _Workers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-    @property
-    def count(self) -> int:
-        """How many worker processes a run may use."""
-        return self._count
-
-    def for_jobs(self, jobs: Sequence[ReadJob]) -> Executor | None:
-        """The pool, started if the jobs' work is worth it (None: prepare here): enough
-        bytes, or enough units with a document to parse."""
-        work = [_expected_work(job) for job in jobs]
-        worth = sum(work) >= _WORKERS_FROM_BYTES or sum(1 for w in work if w) >= _WORKERS_FROM_UNITS
-        if self._pool is None and self._count > 1 and worth:
-            self._pool = workers.start_pool(self._count, preload=("aggregator.prepare",))
-        return self._pool
-
-
-def _withdraw_removed_sources(store: Store, config: Config) -> Removal:
-    """Remove the items of sources the config no longer lists (a source switched off with
-    `enabled = false` is still listed, and keeps its items)."""
-    configured: set[str] = set()
-    for source in config.sources:
-        try:
-            configured.update(unit.source_id for unit in expand(source, config))
-        except SourceError:
-            return Removal()  # its units cannot be known this run: withdraw nothing
-    removed = sorted(store.item_source_ids() - configured)
-    if not removed:
-        return Removal()
-    removal = store.withdraw_sources(removed)
-    log.warning("unpublished the items of sources no longer in the config", extra=facts(
-        sources=removed, items=len(removal.items),
-        stories_removed=len(removal.stories_removed), stories_kept=len(removal.stories_kept)))
-    return removal
-
-
 def _fail(progress: _Progress, name: str, message: str) -> None:
     log.error("%s", message)
     progress.order.setdefault(name, len(progress.order))
@@ -287,37 +245,45 @@ def _failing_note(state: SourceState) -> str:
     return "; ".join(parts)
 
 
+def _surely_unchanged(unit: SourceUnit, state: SourceState | None) -> bool:
+    """Whether the unit says reading it will find nothing new (seed files can tell)."""
+    check = getattr(unit, "surely_unchanged", None)
+    return bool(check(state, False)) if check is not None else False
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A unit read with items, waiting for them to be prepared and stored."""
+
+    outcome: ReadOutcome
+    new_state: SourceState
+
+
 def _read(
     store: Store, config: Config, jobs: Sequence[ReadJob], read_digest: str,
-    now: datetime, progress: _Progress, pool: Executor | None, processes: int,
+    now: datetime, progress: _Progress, preparation: Preparation[_Unit],
 ) -> None:
     """Read every job and store what it gave.
 
     Outcomes arrive as units finish (live feeds are fetched and parsed concurrently). Their
-    items are prepared (normalized and analysed) in worker processes when the run is large,
-    and stored here as each source's preparation completes, while the others go on.
+    entries are prepared (normalized and analysed, but for those stored unchanged) in worker
+    processes when the run is large, and stored here as each unit's preparation completes,
+    while the others go on.
     """
-    preparation = _Preparation(pool, config, now, limit=2 * processes)
-    preparer = functools.partial(prepare, agencies=dict(config.agencies), now=now)
-    for outcome in read_all(jobs, now, pool, preparer):
+    for outcome in read_all(jobs, now, preparation.pool, preparation.preparer):
         new_state = _handle_outcome(store, outcome, read_digest, now, progress)
         if new_state is None:
             continue
         fetched = outcome.fetched
         assert fetched is not None and fetched.items is not None
+        unit = _Unit(outcome, new_state)
         if fetched.prepared is not None:  # the worker that read it prepared it too
-            _store_prepared(store, _Done(outcome, new_state, fetched.prepared), now, progress)
+            _store_prepared(store, Done(unit, fetched.prepared), now, progress)
             continue
-        for done in preparation.submit(outcome, new_state, fetched.items):
+        for done in preparation.submit(unit, fetched.items, outcome.job.known):
             _store_prepared(store, done, now, progress)
     for done in preparation.drain():
         _store_prepared(store, done, now, progress)
-
-
-def _expected_work(job: ReadJob) -> int:
-    """Bytes a job will likely bring to prepare (0 when its unit cannot tell)."""
-    estimate = getattr(job.unit, "expected_work", None)
-    return int(estimate(job.state, job.force)) if estimate is not None else 0
 
 
 def _handle_outcome(
@@ -350,76 +316,30 @@ def _handle_outcome(
 
 
 @dataclass(frozen=True, slots=True)
-class _Done:
-    """A unit whose items were prepared (or whose preparation failed)."""
+class _Found:
+    """A unit's items as it lists them now, ready for the store: the ones prepared in this
+    run (with features) and the ones kept as stored (without)."""
 
-    outcome: ReadOutcome
-    new_state: SourceState
-    prepared: Prepared | None
-    error: Exception | None = None
-
-
-class _Preparation:
-    """Prepares units' items in the worker pool (or here, without one), keeping at most
-    `limit` units under way so a fast reader does not pile up a slow preparer's input."""
-
-    def __init__(self, pool: Executor | None, config: Config, now: datetime, limit: int) -> None:
-        self._pool = pool
-        self._agencies = dict(config.agencies)
-        self._now = now
-        self._limit = max(1, limit)
-        self._underway: deque[tuple[ReadOutcome, SourceState, Future[Prepared]]] = deque()
-
-    def submit(self, outcome: ReadOutcome, new_state: SourceState,
-               raws: Sequence[RawItem]) -> Iterator[_Done]:
-        """Start preparing a unit's items; yields the units that finished meanwhile."""
-        if self._pool is None:
-            yield self._here(outcome, new_state, raws)
-            return
-        try:
-            future = self._pool.submit(prepare, raws, self._agencies, self._now)
-        except Exception:  # a broken pool (a worker was killed): go on without it
-            log.debug("cannot submit to the worker pool", exc_info=True)
-            self._pool = None
-            yield self._here(outcome, new_state, raws)
-            return
-        self._underway.append((outcome, new_state, future))
-        while self._underway and (len(self._underway) > self._limit
-                                  or self._underway[0][2].done()):
-            yield self._collect()
-
-    def drain(self) -> Iterator[_Done]:
-        """Every unit still under way, as it finishes."""
-        while self._underway:
-            yield self._collect()
-
-    def _collect(self) -> _Done:
-        outcome, new_state, future = self._underway.popleft()
-        try:
-            return _Done(outcome, new_state, future.result())
-        except Exception as exc:  # a crashed worker or a bug costs this unit only
-            return _Done(outcome, new_state, None, exc)
-
-    def _here(self, outcome: ReadOutcome, new_state: SourceState,
-              raws: Sequence[RawItem]) -> _Done:
-        try:
-            return _Done(outcome, new_state, prepare(raws, self._agencies, self._now))
-        except Exception as exc:
-            return _Done(outcome, new_state, None, exc)
+    items: tuple[Item, ...]
+    features: tuple[object | None, ...]
+    serialized: tuple[str | None, ...]
+    keys: tuple[str, ...]
 
 
-def _store_prepared(store: Store, done: _Done, now: datetime, progress: _Progress) -> None:
+def _store_prepared(store: Store, done: Done[_Unit], now: datetime, progress: _Progress) -> None:
     """Store a unit's prepared items; a failure is recorded in its state and reported."""
-    unit, state = done.outcome.job.unit, done.outcome.job.state
+    job = done.tag.outcome.job
+    unit, state = job.unit, job.state
     prepared = done.prepared
     try:
         if prepared is None:
             raise done.error or RuntimeError("no items prepared")
-        prepared = _without_forgotten(store, prepared, unit.name)
+        found = _without_forgotten(store, _found(store, prepared, job.known), unit.name)
         for warning in prepared.warnings:
             log.warning("%s", warning)
         progress.warnings.extend(prepared.warnings)
-        reconciled = store.reconcile(unit.source_id, prepared.items, now, prepared.serialized)
+        reconciled = store.reconcile(unit.source_id, found.items, now, found.serialized,
+                                     found.keys)
     except StoreError:
         raise  # the store itself is unusable: no other source would fare better
     except Exception as exc:  # a bug with one source's items must not stop the others
@@ -430,161 +350,84 @@ def _store_prepared(store: Store, done: _Done, now: datetime, progress: _Progres
         store.save_source_state(unit.failed(state, now, error))
         _fail(progress, unit.name, str(error))
         return
-    progress.states_to_save.append(done.new_state)  # saved with its batch, before release
+    progress.states_to_save.append(done.tag.new_state)  # saved with its batch, before release
     for position, item_id in zip(reconciled.new_positions, reconciled.new, strict=True):
-        progress.fresh[item_id] = _with_id(prepared.features[position], item_id)
+        features = found.features[position]
+        # An item kept as stored is never new here; were it, placement analyses it.
+        if features is not None:
+            progress.fresh[item_id] = placement.with_id(features, item_id)
     progress.new += len(reconciled.new)
     progress.changed.extend(reconciled.changed)
-    log.info("source=%s items=%d new=%d updated=%d gone=%d", unit.name, len(prepared.items),
-             len(reconciled.new), len(reconciled.changed), reconciled.gone)
-    progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(prepared.items)))
+    log.info("source=%s items=%d new=%d updated=%d gone=%d prepared=%d", unit.name,
+             len(found.items), len(reconciled.new), len(reconciled.changed), reconciled.gone,
+             len(prepared.items))
+    progress.reports.append(SourceReport(name=unit.name, ok=True, items=len(found.items)))
 
 
-def _without_forgotten(store: Store, prepared: Prepared, source: str) -> Prepared:
+def _found(store: Store, prepared: Prepared, known: Mapping[str, str]) -> _Found:
+    """The unit's items in the order it lists them: those prepared now (their features
+    serialized for the store), and the stored items of the entries kept (where the unit
+    lists them now)."""
+    serialized = tuple(placement.serialized(f) for f in prepared.features)
+    if not prepared.kept:
+        return _Found(prepared.items, prepared.features, serialized, prepared.keys)
+    stored = {s.item_id: s for s in store.items(known[k.key] for k in prepared.kept)}
+    rows: list[tuple[int, Item, object | None, str | None, str]] = list(zip(
+        prepared.places, prepared.items, prepared.features, serialized, prepared.keys,
+        strict=True))
+    for kept in prepared.kept:
+        item = stored.get(known[kept.key])
+        if item is not None:  # else forgotten meanwhile: not listed again
+            rows.append((kept.index, _as_listed(item, kept), None, None, kept.key))
+    rows.sort(key=lambda row: row[0])
+    return _Found(tuple(r[1] for r in rows), tuple(r[2] for r in rows),
+                  tuple(r[3] for r in rows), tuple(r[4] for r in rows))
+
+
+_ITEM_FIELDS = tuple(f.name for f in fields(Item))
+
+
+def _as_listed(stored: StoredItem, kept: Kept) -> Item:
+    """A stored item as the unit lists it now: only its place may have moved."""
+    values = {name: getattr(stored, name) for name in _ITEM_FIELDS}
+    return Item(**{**values, "origin": kept.origin, "position": kept.position})
+
+
+def _without_forgotten(store: Store, found: _Found, source: str) -> _Found:
     """The items minus those `aggregate forget` took down for good."""
-    forgotten = store.forgotten(prepared.items)
+    forgotten = store.forgotten(found.items)
     if not any(forgotten):
-        return prepared
+        return found
     keep = [index for index, dead in enumerate(forgotten) if not dead]
     log.info("source=%s forgotten=%d (taken down with `aggregate forget`; not published)",
              source, len(forgotten) - len(keep))
-    return replace(
-        prepared,
-        items=tuple(prepared.items[i] for i in keep),
-        features=tuple(prepared.features[i] for i in keep),
-        serialized=tuple(prepared.serialized[i] for i in keep),
+    return _Found(
+        items=tuple(found.items[i] for i in keep),
+        features=tuple(found.features[i] for i in keep),
+        serialized=tuple(found.serialized[i] for i in keep),
+        keys=tuple(found.keys[i] for i in keep),
     )
 
 
-def _with_id(features: Any, item_id: str) -> dedup.Features:
-    from aggregator import dedup
-
-    return dedup.settled(features, item_id)
-
-
-def _deduplicate(
-    store: Store, config: Config, changed: Sequence[str], fresh: dict[str, dedup.Features]
-) -> None:
-    """Place new items in stories (their features `fresh` from this run, or from the store
-    for items an interrupted run left unplaced); re-rank the stories of edited items."""
-    pending = store.unassigned_items()
-    if pending:
-        # Under the placement lock, which `aggregate forget` holds too: an item another
-        # node stored while it was being forgotten (read just before its tombstones were
-        # written) is dropped here, before it reaches a story.
-        late = store.drop_forgotten(pending)
-        if late.items:
-            dropped = {item.item_id for item in late.items}
-            pending = [i for i in pending if i not in dropped]
-            log.info("forgotten=%d (stored while `aggregate forget` took them down; dropped)",
-                     len(dropped))
-    if not pending and not changed:
-        return  # nothing to place: a run of 304s never even loads dedup (and numpy)
-    from aggregator import dedup
-
-    timer = time.perf_counter()
-    new_features = [fresh[i] for i in pending if i in fresh]
-    new_features += _load_features(store, [i for i in pending if i not in fresh]).values()
-    neighbourhood = _known_neighbourhood(store, config, new_features)
-    loaded = time.perf_counter()
-    clustering = dedup.cluster(
-        new_features, neighbourhood.features, neighbourhood.stories, config.dedup,
-        common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
-    )
-    clustered = time.perf_counter()
-    # A new story's id follows from its members by a rule on content and dates
-    # (identity.settle_story_ids); stories the store holds keep the ids they have.
-    new_members = [i for ids in clustering.members.values() for i in ids]
-    members = identity.settle_story_ids(clustering.members, neighbourhood.stories,
-                                        store.own_dates(new_members))
-    analysed = list(new_features)
-    pending_ids = set(pending)
-    edited = [i for i in changed if i not in pending_ids]
-    if edited:
-        edited_features = _analyse(store, edited)
-        analysed.extend(edited_features)
-        stories = {s: ids for s, ids in store.stories_of(edited).items() if s not in members}
-        by_id = {f.item_id: f for f in edited_features}
-        others = [i for ids in stories.values() for i in ids if i not in by_id]
-        by_id.update(_load_features(store, others))
-        members.update(dedup.rerank(stories, by_id).members)
-    if not analysed:
-        return
-    store.apply_stories(StoryPlan(
-        members=members,
-        notes=clustering.notes,
-        index_rows=lambda: dedup.index_rows(analysed, clustering.keys),
-        keyed_items=tuple(f.item_id for f in analysed if f.item_id not in fresh),
-        # This run's new items were stored with their features; the others were analysed now.
-        features={f.item_id: f.to_json() for f in analysed if f.item_id not in fresh},
-    ))
-    log.debug("dedup new=%d known=%d neighbourhood=%.2fs cluster=%.2fs write=%.2fs",
-              len(new_features), len(neighbourhood.features), loaded - timer,
-              clustered - loaded, time.perf_counter() - clustered)
-
-
-def _analyse(store: Store, item_ids: Sequence[str]) -> list[dedup.Features]:
-    """Dedup features of stored items (edited ones, or an older run's), read in batches."""
-    from aggregator import dedup
-
-    return [f for start in range(0, len(item_ids), _FEATURE_BATCH)
-            for f in dedup.extract_many(store.items(item_ids[start : start + _FEATURE_BATCH]))]
+# -- publish --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Neighbourhood:
-    """The stored items new items may join, and what the store knows of their keys."""
-
-    features: list[dedup.Features] = field(default_factory=list)
-    stories: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    key_counts: dict[str, int] = field(default_factory=dict)
-    common_keys: frozenset[str] = frozenset()
+class _Published:
+    written: tuple[str, ...] = ()
+    unchanged: int = 0
+    error: str | None = None
 
 
-def _known_neighbourhood(
-    store: Store, config: Config, new_features: Sequence[dedup.Features]
-) -> _Neighbourhood:
-    """Stored items that may report the same story as a new item, with their stories."""
-    from aggregator import dedup
-
-    if not new_features or not store.has_index():
-        return _Neighbourhood()  # a first run: every item is new, none stored to compare
-    keys = {key for f in new_features for key in dedup.blocking_keys(f)}
-    days = [f.day for f in new_features]
-    window = int(config.dedup.window_days) + 1
-    dated = [d for d in days if d is not None]
-    span = None if len(dated) < len(days) else (min(dated) - window, max(dated) + window)
-    hits = store.candidates(keys, span, config.dedup.key_cap)
-    new_ids = {f.item_id for f in new_features}
-    holders = {key: ids - new_ids for key, ids in hits.items.items()}
-    candidate_ids = dedup.stored_candidates(new_features, holders, config.dedup)
-    counts = {key: len(ids) for key, ids in holders.items()}
-    if not candidate_ids:
-        return _Neighbourhood(key_counts=counts, common_keys=hits.common)
-    memberships = store.stories_of(candidate_ids)
-    member_ids = [i for ids in memberships.values() for i in ids]
-    return _Neighbourhood(
-        features=list(_load_features(store, member_ids).values()),
-        stories=memberships,
-        key_counts=counts,
-        common_keys=hits.common,
-    )
-
-
-def _load_features(store: Store, item_ids: Sequence[str]) -> dict[str, dedup.Features]:
-    """Stored features of items, analysing again any that have none (an older run's items)."""
-    from aggregator import dedup
-
-    stored = store.features(item_ids)
-    result: dict[str, dedup.Features] = {}
-    for item_id, text in stored.items():
-        # Features of an older version are analysed again from the stored item.
-        read = dedup.Features.from_json(text, item_id)
-        if read is not None:
-            result[item_id] = read
-    missing = [i for i in item_ids if i not in result]
-    result.update({f.item_id: f for f in _analyse(store, missing)})
-    return result
+def _publish_step(store: Store, config: Config) -> _Published:
+    """Publish; a failure is logged and returned (sources were read and stored: the next
+    run publishes them)."""
+    try:
+        written, unchanged = _publish(store, config)
+    except PublishError as exc:
+        log.error("%s", exc)
+        return _Published(error=str(exc))
+    return _Published(tuple(written), unchanged)
 
 
 def publish_now(config: Config) -> tuple[tuple[str, ...], int]:

@@ -7,8 +7,10 @@ news items from `benchmarks/gen_seeds.py` (realistic text, 1-2 KB of HTML each),
 sees what it would see in real news. Then, on fresh state each round:
 
 - newswire: `aggregate --once` cold (empty store) and warm (every feed answers 304), timed
-  as whole processes; the warm run must rewrite no published file (mtimes compared);
-- reader: `update_feeds(workers=16, scheduled=False)` cold and warm on its own SQLite file,
+  as whole processes; the warm run must rewrite no published file (mtimes compared); then
+  a run after some feeds changed (`--changed`, 52 per 500 feeds by default: each gains 2
+  new entries on top, new validators, the other entries as they were);
+- reader: `update_feeds(workers=16, scheduled=False)` cold, warm and changed on its own SQLite file,
   timed as whole processes too (the feeds are added beforehand, untimed). `scheduled=False`
   because reader otherwise skips feeds updated within its default hour: the warm run would
   fetch nothing.
@@ -124,40 +126,41 @@ def _split_seed_file(text: str) -> list[NewsItem]:
     return items
 
 
+NEWEST = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NEW_ENTRIES = 2
+"""Entries a changed feed gains on top (`--changed`)."""
+
+
 def render_feeds(items: Sequence[NewsItem], feeds: int, entries: int) -> list[bytes]:
     """`feeds` documents of `entries` items each, newest first, one item per 7 hours."""
-    return [render_feed(number, items[number * entries : (number + 1) * entries])
+    return [_document(number, _entries(items, number, entries), NEWEST)
             for number in range(feeds)]
 
 
-def render_feed(number: int, chunk: Sequence[NewsItem], fresh: Sequence[NewsItem] = ()) -> bytes:
-    """Feed `number` with its items, newest first; `fresh` items come on top, newer still,
-    pushing as many of the oldest out (a feed keeps its length)."""
-    newest = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    rendered = [
-        _entry_parts(item, number, position, newest - timedelta(hours=7 * position))
-        for position, item in enumerate(chunk)
-    ]
-    added = [
-        _entry_parts(item, number, 1000 + position, newest + timedelta(hours=position + 1))
-        for position, item in enumerate(fresh)
-    ]
-    rendered = (added[::-1] + rendered)[: len(chunk)]
-    updated = rendered[0].date if rendered else newest
-    return _atom(number, rendered, updated) if number % 5 == 4 else _rss(number, rendered, updated)
+def changed_feeds(items: Sequence[NewsItem], feeds: int, entries: int, count: int
+                  ) -> dict[int, bytes]:
+    """`count` of the feeds, spread over them, each with NEW_ENTRIES new items on top (from
+    the items after the feeds' own); the entries they had are unchanged below them."""
+    changed: dict[int, bytes] = {}
+    spare = feeds * entries
+    for n in range(count):
+        number = n * feeds // count
+        fresh = items[spare + n * NEW_ENTRIES : spare + (n + 1) * NEW_ENTRIES]
+        newer = NEWEST + timedelta(hours=1)
+        on_top = [_entry_parts(item, number, f"new{k}", newer - timedelta(minutes=k))
+                  for k, item in enumerate(fresh)]
+        changed[number] = _document(number, on_top + _entries(items, number, entries), newer)
+    return changed
 
 
-def changed_feeds(items: Sequence[NewsItem], spare: Sequence[NewsItem], feeds: int,
-                  entries: int, changed: int, per_feed: int) -> dict[int, bytes]:
-    """New documents for `changed` of the feeds (spread over all of them), each with
-    `per_feed` new entries from `spare`."""
-    step = max(1, feeds // changed)
-    numbers = list(range(0, feeds, step))[:changed]
-    return {
-        number: render_feed(number, items[number * entries : (number + 1) * entries],
-                            spare[k * per_feed : (k + 1) * per_feed])
-        for k, number in enumerate(numbers)
-    }
+def _entries(items: Sequence[NewsItem], number: int, entries: int) -> list[_Entry]:
+    chunk = items[number * entries : (number + 1) * entries]
+    return [_entry_parts(item, number, position, NEWEST - timedelta(hours=7 * position))
+            for position, item in enumerate(chunk)]
+
+
+def _document(number: int, rendered: list[_Entry], updated: datetime) -> bytes:
+    return (_atom if number % 5 == 4 else _rss)(number, rendered, updated)
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class _Entry:
     html: str
 
 
-def _entry_parts(item: NewsItem, feed: int, position: int, date: datetime) -> _Entry:
+def _entry_parts(item: NewsItem, feed: int, position: int | str, date: datetime) -> _Entry:
     parts: list[str] = []
     size = 0
     for paragraph in item.paragraphs:
@@ -218,16 +221,13 @@ class FeedServer:
     """Serves the documents at /feed/<n>.xml on 127.0.0.1 with validators and 304s."""
 
     def __init__(self, documents: Sequence[bytes]) -> None:
-        self.documents = {f"/feed/{n}.xml": body for n, body in enumerate(documents)}
-        self.etags = {path: '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-                      for path, body in self.documents.items()}
+        self.original = list(documents)
+        self.documents: dict[str, bytes] = {}
+        self.etags: dict[str, str] = {}
+        self.modified: dict[str, str] = {}
+        self.serve({n: body for n, body in enumerate(documents)})
         self.types = {path: "application/atom+xml" if b"<feed xmlns" in body[:200]
                       else "application/rss+xml" for path, body in self.documents.items()}
-        self.last_modified = format_datetime(datetime(2026, 11, 20, 12, tzinfo=UTC),
-                                             usegmt=True)
-        self.later = format_datetime(datetime(2026, 11, 21, 12, tzinfo=UTC), usegmt=True)
-        self.original = dict(self.documents)
-        self.changed: set[str] = set()
         self.requests = 0
         self.not_modified = 0
         self._lock = threading.Lock()
@@ -248,22 +248,22 @@ class FeedServer:
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def serve(self, documents: dict[int, bytes]) -> None:
+        """Serve these documents (by feed number) from now on, with validators of their own."""
+        for number, body in documents.items():
+            path = f"/feed/{number}.xml"
+            self.documents[path] = body
+            self.etags[path] = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+            changed = body != self.original[number]
+            self.modified[path] = format_datetime(
+                datetime(2026, 11, 20, 13 if changed else 12, tzinfo=UTC), usegmt=True)
+
+    def restore(self) -> None:
+        """Serve the original documents again."""
+        self.serve(dict(enumerate(self.original)))
+
     def urls(self) -> list[str]:
         return [f"http://127.0.0.1:{self.port}{path}" for path in self.documents]
-
-    def replace(self, documents: dict[int, bytes]) -> dict[int, bytes]:
-        """Serve new bodies for some feeds (new ETag, new Last-Modified); returns the old."""
-        old = {}
-        with self._lock:
-            for number, body in documents.items():
-                path = f"/feed/{number}.xml"
-                old[number] = self.documents[path]
-                self.documents[path] = body
-                self.etags[path] = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
-                self.changed.add(path)
-                if body == self.original[path]:
-                    self.changed.discard(path)
-        return old
 
     def answer(self, handler: BaseHTTPRequestHandler) -> None:
         body = self.documents.get(handler.path)
@@ -275,9 +275,8 @@ class FeedServer:
             handler.end_headers()
             return
         etag = self.etags[handler.path]
-        last_modified = self.later if handler.path in self.changed else self.last_modified
         if (handler.headers.get("If-None-Match") == etag
-                or handler.headers.get("If-Modified-Since") == last_modified):
+                or handler.headers.get("If-Modified-Since") == self.modified[handler.path]):
             with self._lock:
                 self.not_modified += 1
             handler.send_response(304)
@@ -288,7 +287,7 @@ class FeedServer:
         handler.send_header("Content-Type", self.types[handler.path] + "; charset=utf-8")
         handler.send_header("Content-Length", str(len(body)))
         handler.send_header("ETag", etag)
-        handler.send_header("Last-Modified", last_modified)
+        handler.send_header("Last-Modified", self.modified[handler.path])
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -387,11 +386,10 @@ class Results:
 
 
 def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: bool,
-              budget: Budget, results: Results, change: dict[int, bytes] | None = None) -> None:
-    """Cold and warm runs of newswire (and reader) on fresh state; with `change`, then a run
-    of each after those feeds changed (the server serves the old documents again after)."""
+              budget: Budget, results: Results, changed: dict[int, bytes]) -> None:
     root = workdir / f"round-{round_no}"
     shutil.rmtree(root, ignore_errors=True)
+    server.restore()
     urls = server.urls()
     config = newswire_config(root / "newswire", urls)
     before = server.count()
@@ -414,31 +412,17 @@ def one_round(round_no: int, workdir: Path, server: FeedServer, with_reader: boo
           f"304s {after_warm[1] - after_cold[1]}/{after_warm[0] - after_cold[0]} requests; "
           f"files rewritten: {rewritten or 'none'}", flush=True)
     assert after_cold[0] - before[0] == len(urls), "every feed is fetched once cold"
+    if changed:
+        server.serve(changed)
+        after = run_newswire(config, budget)
+        server.restore()
+        results.add("newswire changed", after.wall)
+        results.add("newswire changed CPU", after.cpu)
+        print(f"round {round_no}: newswire after {len(changed)} feeds changed "
+              f"{after.wall:.2f}s ({after.note})", flush=True)
+    if not with_reader:
+        return
     reader_dir = root / "reader"
-    database = reader_dir / "reader.sqlite"
-    urls_file = reader_dir / "urls.txt"
-    if with_reader:
-        _reader_round(round_no, reader_dir, urls, budget, results)
-    if change:
-        old = server.replace(change)
-        try:
-            changed = run_newswire(config, budget)
-            results.add("newswire changed", changed.wall)
-            results.add("newswire changed CPU", changed.cpu)
-            print(f"round {round_no}: newswire after {len(change)} feeds changed "
-                  f"{changed.wall:.2f}s ({changed.note})", flush=True)
-            if with_reader:
-                reader_changed = run_reader(database, urls_file, "update", budget)
-                results.add("reader changed", reader_changed.wall)
-                results.add("reader changed CPU", reader_changed.cpu)
-                print(f"round {round_no}: reader after {len(change)} feeds changed "
-                      f"{reader_changed.wall:.2f}s", flush=True)
-        finally:
-            server.replace(old)
-
-
-def _reader_round(round_no: int, reader_dir: Path, urls: Sequence[str], budget: Budget,
-                  results: Results) -> None:
     reader_dir.mkdir(parents=True)
     urls_file = reader_dir / "urls.txt"
     urls_file.write_text("\n".join(urls), encoding="utf-8")
@@ -452,6 +436,12 @@ def _reader_round(round_no: int, reader_dir: Path, urls: Sequence[str], budget: 
     results.add("reader warm (in run)", reader_warm.inside)
     results.add("reader cold CPU", reader_cold.cpu)
     results.add("reader warm CPU", reader_warm.cpu)
+    if changed:
+        server.serve(changed)
+        reader_after = run_reader(database, urls_file, "update", budget)
+        server.restore()
+        results.add("reader changed", reader_after.wall)
+        results.add("reader changed CPU", reader_after.cpu)
     print(f"round {round_no}: reader cold {reader_cold.wall:.2f}s, warm "
           f"{reader_warm.wall:.2f}s", flush=True)
 
@@ -461,46 +451,47 @@ RATIO_TARGETS = {100: {"cold": 1.0, "warm": 0.5}, 500: {"cold": 0.75, "warm": 0.
 
 
 def ratio_target(feeds: int, step: str) -> float | None:
-    """The target ratio for a step at this many feeds (the nearest size listed)."""
+    """The target ratio of a step at this many feeds (the nearest size listed)."""
     nearest = min(RATIO_TARGETS, key=lambda n: abs(n - feeds))
     return RATIO_TARGETS[nearest].get(step)
 
 
 def measure(feeds: int, entries: int, runs: int, with_reader: bool, budget: Budget,
-            workdir: Path, changed: int = 0, per_feed: int = 2) -> tuple[Results, int, int]:
-    """Rounds of cold, warm (and changed) runs; the results, entries and corpus bytes."""
+            workdir: Path, changed: int | None = None) -> Results:
+    """Rounds of cold, warm and changed runs over `feeds` loopback feeds (`changed`: feeds
+    that gain entries; default 52 per 500 feeds)."""
     results = Results()
-    items = news_items(feeds * entries + changed * per_feed, workdir, budget)
-    items, spare = items[: feeds * entries], items[feeds * entries :]
+    count = round(feeds * 52 / 500) if changed is None else changed
+    items = news_items(feeds * entries + count * NEW_ENTRIES, workdir, budget)
     documents = render_feeds(items, feeds, entries)
-    change = changed_feeds(items, spare, feeds, entries, changed, per_feed) if changed else None
     server = FeedServer(documents)
     try:
         for round_no in range(1, runs + 1):
-            one_round(round_no, workdir, server, with_reader, budget, results, change)
+            one_round(round_no, workdir, server, with_reader, budget, results,
+                      changed_feeds(items, feeds, entries, count))
     except (TimeoutError, subprocess.TimeoutExpired) as exc:
         print(f"stopped: out of time ({exc})", file=sys.stderr)
     finally:
         server.close()
-    return results, len(items), sum(len(d) for d in documents)
+    return results
 
 
-def report(results: Results, args: argparse.Namespace, entries_total: int,
-           corpus_bytes: int) -> None:
+def report(results: Results, args: argparse.Namespace, entries_total: int) -> None:
     print()
-    print(f"{args.feeds} feeds x {args.entries} entries = {entries_total} entries, "
-          f"{corpus_bytes / 1e6:.1f} MB; {len(results.figures.get('newswire cold', []))} "
+    print(f"{args.feeds} feeds x {args.entries} entries = {entries_total} entries; "
+          f"{len(results.figures.get('newswire cold', []))} "
           "rounds; whole-process wall seconds (median, min, max)")
     for name, values in results.figures.items():
         print(f"  {name:28s} {statistics.median(values):8.2f} {min(values):8.2f} "
               f"{max(values):8.2f}")
-    for step in ("cold", "warm", "changed"):
-        a, b = results.median(f"newswire {step}"), results.median(f"reader {step}")
-        target = ratio_target(args.feeds, step)
+    for ours, theirs in (("newswire cold", "reader cold"), ("newswire warm", "reader warm"),
+                         ("newswire changed", "reader changed")):
+        a, b = results.median(ours), results.median(theirs)
+        target = ratio_target(args.feeds, ours.split()[-1])
         if a is not None and b:
             verdict = "" if target is None else \
                 f" (target <= {target:g}: {'met' if a / b <= target else 'MISSED'})"
-            print(f"  ratio newswire {step} / reader {step}: {a / b:.2f}{verdict}")
+            print(f"  ratio {ours} / {theirs}: {a / b:.2f}{verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(results.figures, indent=2), encoding="utf-8")
 
@@ -510,14 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("--entries", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3, help="rounds, each on fresh state")
-    parser.add_argument("--changed", type=int, default=0,
-                        help="after the warm runs, this many feeds get new entries (issue 14: 52)")
-    parser.add_argument("--per-feed", type=int, default=2, help="new entries per changed feed")
     parser.add_argument("--no-reader", action="store_true", help="time newswire only")
     parser.add_argument("--workdir", help="where to keep the corpus and state (default: temp)")
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="give up after this long in all (default 1800)")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--changed", type=int, default=None,
+                        help=f"feeds that gain {NEW_ENTRIES} entries after the warm run "
+                             "(default: 52 per 500 feeds; 0: no such run)")
     args = parser.parse_args(argv)
     budget = Budget(args.max_seconds)
     with_reader = not args.no_reader
@@ -530,10 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(args.workdir or temporary or ".")
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        results, entries_total, corpus_bytes = measure(
-            args.feeds, args.entries, args.runs, with_reader, budget, workdir,
-            args.changed, args.per_feed)
-        report(results, args, entries_total, corpus_bytes)
+        results = measure(args.feeds, args.entries, args.runs, with_reader, budget, workdir,
+                          args.changed)
+        report(results, args, args.feeds * args.entries)
     finally:
         if temporary:
             shutil.rmtree(temporary, ignore_errors=True)

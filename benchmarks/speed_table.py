@@ -78,8 +78,8 @@ def live_rows(feeds: int, runs: int, with_reader: bool, changed: int) -> list[Ro
     """Cold, warm (and changed) rounds over `feeds` loopback feeds, newswire and reader."""
     budget = live_feeds.Budget(3600)
     with tempfile.TemporaryDirectory(prefix="newswire-table-") as temporary:
-        results, _, _ = live_feeds.measure(feeds, 50, runs, with_reader, budget,
-                                           Path(temporary), changed, 2)
+        results = live_feeds.measure(feeds, 50, runs, with_reader, budget, Path(temporary),
+                                     changed)
     rows = []
     for step in ("cold", "warm", "changed"):
         ours = results.figures.get(f"newswire {step}", [])
@@ -89,7 +89,8 @@ def live_rows(feeds: int, runs: int, with_reader: bool, changed: int) -> list[Ro
         target = live_feeds.ratio_target(feeds, step)
         ratio = (statistics.median(ours) / statistics.median(theirs)) if theirs else None
         label = {"cold": "cold", "warm": "warm (all 304)",
-                 "changed": f"after {changed} changed (2 new entries each)"}[step]
+                 "changed": f"after {changed} changed "
+                            f"({live_feeds.NEW_ENTRIES} new entries each)"}[step]
         rows.append(Row(
             f"{feeds} feeds x 50 entries, {label}", ours, theirs,
             target=f"<= {target:g}x reader" if target is not None else "",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,8 +40,9 @@ class Fetched:
     """The items already prepared (normalized and analysed) by the worker that read them."""
 
 
-Preparer = Callable[[Sequence[RawItem]], "Prepared"]
-"""Prepares a unit's items; picklable, so a worker that reads a unit can prepare it too."""
+Preparer = Callable[[Sequence[RawItem], Collection[str]], "Prepared"]
+"""Prepares a unit's entries but those whose keys are given (`ReadJob.known`: stored
+already); picklable, so a worker that reads a unit can prepare it too."""
 
 
 class SourceUnit(Protocol):
@@ -79,6 +80,9 @@ class ReadJob:
     state: SourceState | None
     force: bool
     """Read even if the state says nothing changed (the config that shapes items did)."""
+    known: Mapping[str, str] = field(default_factory=dict)
+    """Entry key -> id of the unit's stored items (`normalize.entry_key`): entries the
+    store holds unchanged are not prepared again (empty when forced)."""
 
 
 @dataclass(frozen=True, slots=True)

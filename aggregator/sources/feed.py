@@ -1,9 +1,10 @@
 """The live-feed adapter: RSS 0.9x/1.0/2.0 and Atom over HTTP(S).
 
 A configured feed is one unit. Units are read together (`FeedUnit.read_many`): fetches run
-concurrently on one shared client (`_http.Fetcher`), and the documents are parsed in worker
-processes when there are many (feedparser is pure Python: threads would queue on one core),
-so a run's results arrive while others are still being fetched and parsed.
+concurrently on one shared client (`_http.Fetcher`), and the documents are parsed in the
+run's worker processes when it has them (`aggregator.execution` starts them for many feeds:
+feedparser is pure Python, and threads would queue on one core), so a run's results arrive
+while others are still being fetched and parsed.
 
 Parsing gives feedparser the bytes and the response headers, never a URL. It keeps
 feedparser's own sanitizer and URL rewriting off: they are the slow half of feedparser, and
@@ -22,7 +23,7 @@ import queue
 import random
 import xml.sax
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
@@ -31,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from aggregator import workers
 from aggregator.config import Config, FeedSource, FetchConfig, SourceConfig
 from aggregator.errors import FetchError, ParseError, SourceError
 from aggregator.markup import html_to_text
@@ -45,8 +45,9 @@ from aggregator.store import SourceState
 log = logging.getLogger(__name__)
 
 PARALLEL_PARSE_MIN_FEEDS = 8
+"""Below this many feeds bringing a document, parsing in the fetching threads beats starting
+processes (`execution.WORKERS_FROM_UNITS` is this figure)."""
 _TYPICAL_FEED_BYTES = 100_000
-"""Below this many feeds in a run, parsing in the fetching threads beats starting processes."""
 
 _DUE_SLACK = 60.0
 """Seconds before its interval is up that a feed already counts as due."""
@@ -121,7 +122,7 @@ class FeedUnit:
         preparer: Preparer | None = None,
     ) -> Iterator[Iterator[ReadOutcome]]:
         """Fetch and parse many feeds concurrently (parsing in `pool`'s worker processes,
-        which then also prepare the items with `preparer`, or in workers of its own); the
+        which then also prepare the items with `preparer`, or else in the fetch threads); the
         outcomes come as each is ready."""
         with _FeedBatch(jobs, now, pool, preparer if pool is not None else None) as batch:
             yield batch.outcomes()
@@ -181,13 +182,6 @@ class _FeedBatch:
             return self
         policy = self._feed(self._jobs[0]).policy
         with self._stack as stack:
-            count = workers.processes()
-            if (self._parsers is None and count > 1
-                    and _expected_documents(self._jobs) >= PARALLEL_PARSE_MIN_FEEDS):
-                # Before any fetch thread exists: a forked worker copies no held lock.
-                self._parsers = workers.start_pool(count, preload=(__name__,))
-                if self._parsers is not None:
-                    stack.callback(self._parsers.shutdown, wait=True, cancel_futures=True)
             fetcher = stack.enter_context(Fetcher(policy))
             fetching = ThreadPoolExecutor(
                 min(policy.concurrency, len(self._jobs)), thread_name_prefix="newswire-fetch",
@@ -226,7 +220,8 @@ class _FeedBatch:
                 return
             request = ParseRequest.of(unit, response)
             try:
-                future = self._parsers.submit(parse_and_prepare, request, self._preparer) \
+                future = self._parsers.submit(parse_and_prepare, request, self._preparer,
+                                              job.known) \
                     if self._parsers else None
             except BrokenProcessPool:  # a worker died earlier in the run: go on without
                 future = None
@@ -273,14 +268,6 @@ class _FeedBatch:
             return ReadOutcome(job, error=ParseError(unit.name, None, parsed.error))
         state = unit.fetched_state(job.state, self._now, response)
         return ReadOutcome(job, Fetched(parsed.items, state, parsed.prepared))
-
-
-def _expected_documents(jobs: Sequence[ReadJob]) -> int:
-    """How many jobs will likely bring a document to parse: those fetched without
-    validators. The others will mostly be answered 304 (and a surprise document is parsed
-    in its fetch thread)."""
-    return sum(1 for job in jobs if job.force or job.state is None
-               or not (job.state.etag or job.state.last_modified))
 
 
 def _interleave_hosts(jobs: Sequence[ReadJob]) -> list[ReadJob]:
@@ -333,14 +320,15 @@ class ParsedFeed:
     """The items prepared for the store, when the parsing worker could do it too."""
 
 
-def parse_and_prepare(request: ParseRequest, preparer: Preparer | None) -> ParsedFeed:
+def parse_and_prepare(request: ParseRequest, preparer: Preparer | None,
+                      known: Collection[str] = ()) -> ParsedFeed:
     """In a worker: parse a document, then prepare its items, sparing them a second trip
     between processes. Preparation trouble is left to the pipeline (it prepares again)."""
     parsed = parse_feed(request)
     if preparer is None or parsed.error is not None or not parsed.items:
         return parsed
     try:
-        return replace(parsed, items=(), prepared=preparer(parsed.items))
+        return replace(parsed, items=(), prepared=preparer(parsed.items, known))
     except Exception:  # the pipeline prepares the items itself and reports what fails
         return parsed
 

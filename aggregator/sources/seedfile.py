@@ -75,7 +75,7 @@ def _read_and_prepare(job: ReadJob, now: datetime, preparer: Preparer | None) ->
     if preparer is None or fetched is None or not fetched.items:
         return outcome
     try:
-        return ReadOutcome(job, Fetched((), fetched.state, preparer(fetched.items)))
+        return ReadOutcome(job, Fetched((), fetched.state, preparer(fetched.items, job.known)))
     except Exception:  # the pipeline prepares the items itself and reports what fails
         return outcome
 
@@ -137,6 +137,10 @@ class SeedFileUnit:
         """The file's signature now (OSError if it cannot be read): a state holding the
         same one means the file is unchanged."""
         return _signature(self.path.stat())
+
+    def surely_unchanged(self, state: SourceState | None, force: bool) -> bool:
+        """Whether reading will find the file unchanged (its signature is the stored one)."""
+        return self.expected_work(state, force) == 0 and state is not None and not force
 
     def expected_work(self, state: SourceState | None, force: bool) -> int:
         """Bytes this run will likely read: the file's size, unless it looks unchanged."""

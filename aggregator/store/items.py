@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,12 +22,14 @@ class ItemTables(SqlBase):
 
     def reconcile(
         self, source_id: str, found: Sequence[Item], now: datetime,
-        features: Sequence[str | None] | None = None,
+        features: Sequence[str | None] | None = None, keys: Sequence[str] | None = None,
     ) -> ReconcileResult:
         """Record what a source lists now: new items get ids, edited ones keep theirs.
 
         Items the source no longer lists stay stored (and published) but are marked absent.
-        `features` (serialized dedup features, per item of `found`) are stored with new items.
+        `features` (serialized dedup features, per item of `found`) are stored with new items;
+        `keys` (the entry key each item was made from) with every item, so an unchanged
+        entry is not prepared again (`entry_keys`).
         """
         with self._tx() as conn:
             stored = [
@@ -47,7 +49,7 @@ class ItemTables(SqlBase):
                     if row is not None:
                         matches[index] = row
                         unmatched.remove(index)
-            new_rows, changed_rows, touched_present = [], [], []
+            new_rows, changed_rows, touched_present, rekeyed = [], [], [], []
             changed_ids: list[str] = []
             pure = identity.item_ids(found)
             # An edited item keeps the id of what it was; a new item with that old identity
@@ -56,15 +58,21 @@ class ItemTables(SqlBase):
                         if row.item_id != pure[index]}
             proposed = identity.item_ids(found, reserved) if reserved else pure
             for index in unmatched:
-                new_rows.append(_item_row(found[index], proposed[index], now,
-                                          features[index] if features else None))
+                new_rows.append(_item_row(
+                    found[index], proposed[index], now, features[index] if features else None,
+                    keys[index] if keys else ""))
             for index, row in matches.items():
                 item = found[index]
                 digest = identity.digest(item)
-                if digest != row.digest:
-                    changed_rows.append(_item_update(item, row.item_id, digest))
+                recorded = _KeyedDigest.of(row.digest)
+                key = keys[index] if keys else recorded.key
+                if digest != recorded.digest:
+                    changed_rows.append(_item_update(item, row.item_id, digest + key))
                     changed_ids.append(row.item_id)
-                elif not row.present:
+                    continue
+                if key != recorded.key:
+                    rekeyed.append({"b_item_id": row.item_id, "digest": digest + key})
+                if not row.present:
                     touched_present.append(row.item_id)
             matched_ids = {row.item_id for row in matches.values()}
             gone = [r.item_id for r in stored if r.item_id not in matched_ids and r.present]
@@ -76,6 +84,12 @@ class ItemTables(SqlBase):
                 conn.execute(
                     items.update().where(items.c.item_id == sa.bindparam("b_item_id")),
                     changed_rows,
+                )
+            if rekeyed:  # not an edit: the same item, made from an entry written otherwise
+                conn.execute(
+                    items.update().where(items.c.item_id == sa.bindparam("b_item_id"))
+                    .values(digest=sa.bindparam("digest")),
+                    rekeyed,
                 )
             for ids, present in ((touched_present, True), (gone, False)):
                 for chunk in chunks(ids):
@@ -130,6 +144,21 @@ class ItemTables(SqlBase):
         """Whether any source dropped an item (a first run has none: nothing to adopt)."""
         query = sa.select(items.c.item_id).where(items.c.present.is_(False)).limit(1)
         return conn.execute(query).first() is not None
+
+    def entry_keys(self, source_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Per source, the entry key -> id of its stored items that record one (items
+        stored before entry keys existed have none, and are prepared again once)."""
+        result: dict[str, dict[str, str]] = {}
+        with self._tx() as conn:
+            for chunk in chunks(sorted(set(source_ids))):
+                rows = conn.execute(sa.select(items.c.source_id, items.c.item_id,
+                                              items.c.digest)
+                                    .where(items.c.source_id.in_(chunk)))
+                for source_id, item_id, digest in rows:
+                    key = _KeyedDigest.of(digest).key
+                    if key:
+                        result.setdefault(source_id, {}).setdefault(key, item_id)
+        return result
 
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]:
         """The stored items with these ids (unknown ids are ignored)."""
@@ -199,10 +228,27 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
-def _item_row(item: Item, item_id: str, now: datetime, features: str | None) -> dict[str, Any]:
+class _KeyedDigest(NamedTuple):
+    """What the `digest` column holds: the item's digest (`identity.digest`, 32 hex
+    digits), then the key of the entry it was made from (`normalize.entry_key`, 32 more;
+    absent from rows stored before entry keys). One column keeps the schema as it is."""
+
+    digest: str
+    key: str
+
+    @classmethod
+    def of(cls, value: str) -> _KeyedDigest:
+        return cls(value[:_DIGEST_LENGTH], value[_DIGEST_LENGTH:])
+
+
+_DIGEST_LENGTH = 32
+
+
+def _item_row(item: Item, item_id: str, now: datetime, features: str | None,
+              key: str) -> dict[str, Any]:
     return {
         **_item_values(item), "item_id": item_id, "first_seen": now,
-        "digest": identity.digest(item),
+        "digest": identity.digest(item) + key,
         "present": True, "story_id": None, "features": features,
     }
 
