@@ -19,7 +19,7 @@ from aggregator.dedup.features import MIN_PREFIX, Features
 
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
 """At most this many blocking keys of each kind per item (the most specific)."""
-MIN_CANDIDATE_OVERLAP = 0.6
+MIN_CANDIDATE_OVERLAP = 1.0
 """Weighted keys a candidate must share: one rare name, or several commoner words."""
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
