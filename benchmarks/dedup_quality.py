@@ -31,6 +31,7 @@ from dedup_eval import (  # noqa: E402
     blind_sets,
     cluster_cold,
     cluster_incremental,
+    dense_sets,
     explain_pair,
     folds,
     load_set,
@@ -80,6 +81,7 @@ def main() -> None:
     config = DedupConfig()
     regression = load_set(EVAL_DIR)
     blind = blind_sets()
+    dense = dense_sets()
     parts = [split(s) for s in blind]
     dev = [d for d, _ in parts]
     test = [t for _, t in parts]
@@ -100,6 +102,8 @@ def main() -> None:
         print(line("blind test", run(test, config, mode)))
         for evaluation in test:
             print(line(f"  {evaluation.name}", run([evaluation], config, mode)))
+        for evaluation in dense:
+            print(line(f"dense {evaluation.name} (whole)", run([evaluation], config, mode)))
     if args.folds:
         cross_validate(blind, regression, config, args.folds)
     shown = {"test": test, "dev": dev, "none": []}[args.show]

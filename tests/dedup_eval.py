@@ -32,6 +32,9 @@ from aggregator.normalize import AgencyDirectory, normalize
 DATA = Path(__file__).resolve().parent / "data"
 EVAL_DIR = DATA / "dedup"
 BLIND_DIR = DATA / "dedup_blind"
+DENSE_DIR = DATA / "dedup_dense"
+"""Blind sets whose items all fall in one fortnight (many stories of one type at once): never
+fitted on, never split; evaluated whole."""
 AGENCIES = AgencyDirectory.from_config({
     slug: AgencyConfig(slug, slug.upper()) for slug in ("nato", "europol", "eurojust",
                                                           "interpol", "jcs")
@@ -127,6 +130,13 @@ def load_items(directory: Path = EVAL_DIR) -> list[StoredItem]:
 def blind_sets() -> list[EvalSet]:
     """The blind sets, in name order."""
     return [load_set(d) for d in sorted(BLIND_DIR.iterdir()) if (d / "labels.toml").is_file()]
+
+
+def dense_sets() -> list[EvalSet]:
+    """The dense-window sets, in name order."""
+    if not DENSE_DIR.is_dir():
+        return []
+    return [load_set(d) for d in sorted(DENSE_DIR.iterdir()) if (d / "labels.toml").is_file()]
 
 
 def _raw(entry: feedparser.FeedParserDict, agency: str, file: str, position: int) -> RawItem:

@@ -14,6 +14,7 @@ from dedup_eval import (
     cluster_cold,
     cluster_incremental,
     components,
+    dense_sets,
     load_set,
     pooled,
     score,
@@ -85,8 +86,17 @@ def test_the_held_out_test_split_stays_at_its_measured_level(blind, clustering) 
     assert len(result.hard_negative_merges) <= 8, result.hard_negative_merges
 
 
+def test_the_dense_window_sets_are_as_labelled() -> None:
+    dense = dense_sets()
+    assert dense, "tests/data/dedup_dense holds at least one set"
+    for evaluation in dense:
+        assert {i.item_id for i in evaluation.items} == set(evaluation.labels.story_of)
+        days = {i.published.date() for i in evaluation.items if i.published is not None}
+        assert days and (max(days) - min(days)).days <= 15, evaluation.name
+
+
 def test_a_later_run_places_items_as_a_cold_run_does(blind, regression) -> None:
-    for evaluation in [*blind, regression]:
+    for evaluation in [*blind, *dense_sets(), regression]:
         cold = cluster_cold(evaluation.features, DedupConfig())
         later = cluster_incremental(evaluation.features, DedupConfig())
         assert _stories(cold) == _stories(later), evaluation.name
