@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """The store schema version (its count of migrations) these queries were written for; a
 store at any other version goes through the full pipeline. (Versions 2-5 added tables these
 queries do not read: leases, WebSub subscriptions, tombstones, story feeds.)"""

@@ -63,7 +63,7 @@ def test_an_older_store_gets_every_table(
     assert "source_leases" not in tables(store_url) or "tombstones" not in tables(store_url)
     store = open_store(store_url)
     try:
-        assert store.schema_version() == len(MIGRATIONS) == 5
+        assert store.schema_version() == len(MIGRATIONS) == 6
         store.add_sources(["seedfile:a.txt"])
         claimed = store.claim_sources(["seedfile:a.txt"], lambda _s, _state: True,
                                       holder="n1", at=NOW, lease=60, limit=10)
@@ -130,5 +130,36 @@ def test_withdrawing_a_source_drops_its_fetch_state_and_lease(store_url: str) ->
         assert "seedfile:a.txt" in store.claim_sources(
             ["seedfile:a.txt"], lambda _s, _state: True, holder="n1", at=NOW, lease=60,
             limit=10)
+    finally:
+        store.close()
+
+
+def test_entry_keys_kept_in_the_digest_by_an_earlier_build_move_to_their_column(
+    store_url: str,
+) -> None:
+    key = "k" * 32
+    store = open_store(store_url)
+    try:
+        (item_id,) = store.reconcile("seedfile:a.txt", [item("Ministers meet", "They met.")],
+                                     NOW, keys=[key]).new
+        assert store.entry_keys(["seedfile:a.txt"]) == {"seedfile:a.txt": {key: item_id}}
+    finally:
+        store.close()
+    engine = sa.create_engine(store_url)
+    try:  # as that build left it: schema 5, the key after the 32-digit digest
+        with engine.begin() as conn:
+            items = store_schema.items
+            conn.execute(items.update().values(digest=items.c.digest + key, entry_key=None))
+            conn.execute(store_schema.schema_version.update().values(version=5))
+    finally:
+        engine.dispose()
+    store = open_store(store_url)
+    try:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert store.entry_keys(["seedfile:a.txt"]) == {"seedfile:a.txt": {key: item_id}}
+        # The item is the same: reading it again changes nothing.
+        again = store.reconcile("seedfile:a.txt", [item("Ministers meet", "They met.")], NOW,
+                                keys=[key])
+        assert not again.new and not again.changed
     finally:
         store.close()

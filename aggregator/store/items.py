@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -32,15 +32,15 @@ class ItemTables(SqlBase):
         entry is not prepared again (`entry_keys`).
         """
         with self._tx() as conn:
-            stored = [
-                StoredIdentity(*row)
-                for row in conn.execute(
-                    sa.select(
-                        items.c.item_id, items.c.agency, items.c.guid, items.c.link,
-                        items.c.title_key, items.c.content_hash, items.c.digest, items.c.present,
-                    ).where(items.c.source_id == source_id)
-                )
-            ]
+            rows = conn.execute(
+                sa.select(
+                    items.c.item_id, items.c.agency, items.c.guid, items.c.link,
+                    items.c.title_key, items.c.content_hash, items.c.digest, items.c.present,
+                    items.c.entry_key,
+                ).where(items.c.source_id == source_id)
+            ).all()
+            stored = [StoredIdentity(*row[:-1]) for row in rows]
+            recorded_keys = {row.item_id: row.entry_key or "" for row in rows}
             matches, unmatched = identity.match(found, stored)
             if unmatched:
                 adopted = self._adoptable(conn, source_id, [found[i] for i in unmatched])
@@ -64,14 +64,14 @@ class ItemTables(SqlBase):
             for index, row in matches.items():
                 item = found[index]
                 digest = identity.digest(item)
-                recorded = _KeyedDigest.of(row.digest)
-                key = keys[index] if keys else recorded.key
-                if digest != recorded.digest:
-                    changed_rows.append(_item_update(item, row.item_id, digest + key))
+                recorded = recorded_keys.get(row.item_id, "")  # moved from another source: none
+                key = keys[index] if keys else recorded
+                if digest != row.digest:
+                    changed_rows.append(_item_update(item, row.item_id, digest, key))
                     changed_ids.append(row.item_id)
                     continue
-                if key != recorded.key:
-                    rekeyed.append({"b_item_id": row.item_id, "digest": digest + key})
+                if key != recorded:
+                    rekeyed.append({"b_item_id": row.item_id, "entry_key": key or None})
                 if not row.present:
                     touched_present.append(row.item_id)
             matched_ids = {row.item_id for row in matches.values()}
@@ -88,7 +88,7 @@ class ItemTables(SqlBase):
             if rekeyed:  # not an edit: the same item, made from an entry written otherwise
                 conn.execute(
                     items.update().where(items.c.item_id == sa.bindparam("b_item_id"))
-                    .values(digest=sa.bindparam("digest")),
+                    .values(entry_key=sa.bindparam("entry_key")),
                     rekeyed,
                 )
             for ids, present in ((touched_present, True), (gone, False)):
@@ -152,12 +152,11 @@ class ItemTables(SqlBase):
         with self._tx() as conn:
             for chunk in chunks(sorted(set(source_ids))):
                 rows = conn.execute(sa.select(items.c.source_id, items.c.item_id,
-                                              items.c.digest)
-                                    .where(items.c.source_id.in_(chunk)))
-                for source_id, item_id, digest in rows:
-                    key = _KeyedDigest.of(digest).key
-                    if key:
-                        result.setdefault(source_id, {}).setdefault(key, item_id)
+                                              items.c.entry_key)
+                                    .where(items.c.source_id.in_(chunk),
+                                           items.c.entry_key.is_not(None)))
+                for source_id, item_id, key in rows:
+                    result.setdefault(source_id, {}).setdefault(key, item_id)
         return result
 
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]:
@@ -228,35 +227,19 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
-class _KeyedDigest(NamedTuple):
-    """What the `digest` column holds: the item's digest (`identity.digest`, 32 hex
-    digits), then the key of the entry it was made from (`normalize.entry_key`, 32 more;
-    absent from rows stored before entry keys). One column keeps the schema as it is."""
-
-    digest: str
-    key: str
-
-    @classmethod
-    def of(cls, value: str) -> _KeyedDigest:
-        return cls(value[:_DIGEST_LENGTH], value[_DIGEST_LENGTH:])
-
-
-_DIGEST_LENGTH = 32
-
-
 def _item_row(item: Item, item_id: str, now: datetime, features: str | None,
               key: str) -> dict[str, Any]:
     return {
         **_item_values(item), "item_id": item_id, "first_seen": now,
-        "digest": identity.digest(item) + key,
+        "digest": identity.digest(item), "entry_key": key or None,
         "present": True, "story_id": None, "features": features,
     }
 
 
-def _item_update(item: Item, item_id: str, digest: str) -> dict[str, Any]:
+def _item_update(item: Item, item_id: str, digest: str, key: str) -> dict[str, Any]:
     # Edited text needs fresh dedup features; the story keeps the item (ids never move).
-    return {**_item_values(item), "b_item_id": item_id, "digest": digest, "present": True,
-            "features": None}
+    return {**_item_values(item), "b_item_id": item_id, "digest": digest,
+            "entry_key": key or None, "present": True, "features": None}
 
 
 ITEM_COLUMNS = (

@@ -87,6 +87,9 @@ items = sa.Table(
     sa.Column("present", sa.Boolean, nullable=False),
     sa.Column("story_id", sa.String(40)),
     sa.Column("features", sa.Text),
+    sa.Column("entry_key", sa.String(64)),
+    # The key of the feed entry the item was made from (`normalize.entry_key`): an entry
+    # whose key is stored is not prepared again. None for items stored before version 6.
 )
 sa.Index("ix_items_source", items.c.source_id)
 sa.Index("ix_items_story", items.c.story_id)
@@ -204,12 +207,23 @@ def _add_story_feeds(conn: Connection) -> None:
     story_feeds.create(conn, checkfirst=True)
 
 
+def _add_entry_keys(conn: Connection) -> None:
+    if "entry_key" not in {c["name"] for c in sa.inspect(conn).get_columns("items")}:
+        conn.execute(sa.text("ALTER TABLE items ADD COLUMN entry_key VARCHAR(64)"))
+    # A build between versions 5 and 6 kept the key after the item's 32-digit digest.
+    conn.execute(sa.text(
+        "UPDATE items SET entry_key = substr(digest, 33), digest = substr(digest, 1, 32) "
+        "WHERE length(digest) > 32"
+    ))
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_initial_schema,
     _add_source_leases,
     _add_websub_subscriptions,
     _add_tombstones,
     _add_story_feeds,
+    _add_entry_keys,
 )
 """Schema steps in order; the store's version is how many have been applied. Append only."""
 
