@@ -129,14 +129,17 @@ def load_items(directory: Path = EVAL_DIR) -> list[StoredItem]:
 
 def blind_sets() -> list[EvalSet]:
     """The blind sets, in name order."""
-    return [load_set(d) for d in sorted(BLIND_DIR.iterdir()) if (d / "labels.toml").is_file()]
+    return _sets_in(BLIND_DIR)
 
 
 def dense_sets() -> list[EvalSet]:
     """The dense-window sets, in name order."""
-    if not DENSE_DIR.is_dir():
-        return []
-    return [load_set(d) for d in sorted(DENSE_DIR.iterdir()) if (d / "labels.toml").is_file()]
+    return _sets_in(DENSE_DIR)
+
+
+def _sets_in(folder: Path) -> list[EvalSet]:
+    """Every labelled set in `folder` (one per subfolder with a labels.toml), in name order."""
+    return [load_set(d) for d in sorted(folder.iterdir()) if (d / "labels.toml").is_file()]
 
 
 def _raw(entry: feedparser.FeedParserDict, agency: str, file: str, position: int) -> RawItem:
