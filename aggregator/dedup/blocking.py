@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aggregator.config import DedupConfig
 from aggregator.dedup import rarity
-from aggregator.dedup.compare import operation_names, specificity, values_of
+from aggregator.dedup.compare import operation_names, specificity, specificity_totals
 from aggregator.dedup.features import MIN_PREFIX, Features
 
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
@@ -24,8 +24,6 @@ MIN_CANDIDATE_OVERLAP = 1.0
 _STRONG_WEIGHT = 2.0
 _COMMON = 10**9
 
-_WEIGHTED_KINDS = ("t", "w", "n", "c", "p", "#")
-"""The kinds of key `compare` weighs (see `Weighting`)."""
 _BROAD_KINDS = frozenset("ckatx")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
 words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
@@ -118,6 +116,11 @@ def best_candidates(
         weight = key_weight(key, frequency)
         for candidate in holding:
             scores[candidate] = get(candidate, 0.0) + weight
+    return _ranked(scores, limit)
+
+
+def _ranked(scores: Mapping[Candidate, float], limit: int) -> list[Candidate]:
+    """The candidates with enough weight in common, the most first (ties: by candidate)."""
     ranked = sorted((-score, candidate) for candidate, score in scores.items()
                     if score >= MIN_CANDIDATE_OVERLAP)
     return [candidate for _, candidate in ranked[:limit]]
@@ -174,8 +177,8 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    """Item id -> the summed specificity of its values of each kind (`_WEIGHTED_KINDS`)."""
+    totals_by_item: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Item id -> kind -> the summed specificity of its values (`Weighting.totals`)."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
@@ -250,16 +253,14 @@ class Index:
         # `sum` as `compare` always summed: the same additions in the same order.
         return sum(map(table.__getitem__, values))
 
-    def total(self, f: Features, kind: str) -> float:
-        """The summed weight of an item's values of one kind."""
-        per_kind = self.totals.get(f.item_id)
+    def totals(self, f: Features) -> Mapping[str, float]:
+        """The summed weight of an item's values of each kind (cached: an item is compared
+        with many)."""
+        per_kind = self.totals_by_item.get(f.item_id)
         if per_kind is None:
             # The keys' specificity alone: what an item says does not depend on its neighbours.
-            per_kind = self.totals[f.item_id] = tuple(
-                sum(specificity(kind + value) for value in values_of(f, kind))
-                for kind in _WEIGHTED_KINDS
-            )
-        return per_kind[_WEIGHTED_KINDS.index(kind)]
+            per_kind = self.totals_by_item[f.item_id] = specificity_totals(f)
+        return per_kind
 
     def _span(self, f: Features) -> tuple[int, int] | None:
         """The packed postings bounding the window of `f` (None: undated, no bound)."""
@@ -329,12 +330,16 @@ class Index:
         return max(stored, indexed) + fresh
 
     def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
-        """The indexed items (slots) sharing the most rarity-weighted keys with `f`."""
-        return best_candidates(self._holders(f, keys), limit)
-
-    def _holders(self, f: Features, keys: Sequence[str]) -> Iterator[tuple[str, list[int], int]]:
+        """The indexed items (slots) sharing the most rarity-weighted keys with `f`: the
+        ranking of `best_candidates`, summed straight from the postings (every new item
+        ranks its candidates, and most of their postings are a few ints)."""
         focused = f is self.around
         span = self.span if focused else self._span(f)
+        counts = self.counts
+        # A cold run's index holds every item near `f`: what it counts is the frequency.
+        counted_is_frequency = not self.known_slots and not self.stored_counts
+        scores: dict[int, float] = {}
+        get = scores.get
         for key in keys:
             if key in self.common:
                 continue
@@ -353,22 +358,26 @@ class Index:
                 # run's count, with the store's holders, is no smaller).
                 if not useful(key, hi - lo + len(undated), self.key_cap):
                     if focused:
-                        self.counts[key] = hi - lo + len(undated)
+                        counts[key] = hi - lo + len(undated)
                     continue
                 near = held[lo:hi]
             count = len(near) + len(undated)
             if focused:
-                self.counts[key] = count
+                counts[key] = count
             if not count:
                 continue
             # Counted with the store's holders: a later run's index holds a neighbourhood.
-            frequency = (count if not self.known_slots and not self.stored_counts
-                         else self.frequency(key, f))
+            frequency = count if counted_is_frequency else self.frequency(key, f)
             if not useful(key, frequency, self.key_cap):
                 continue
-            slots = [p & _SLOT_MASK for p in near]
-            slots.extend(undated)
-            yield key, slots, frequency
+            # Summed key by key, each key's holders in slot order: `best_candidates`'s sums.
+            weight = key_weight(key, frequency)
+            for posting in near:
+                slot = posting & _SLOT_MASK
+                scores[slot] = get(slot, 0.0) + weight
+            for slot in undated:
+                scores[slot] = get(slot, 0.0) + weight
+        return _ranked(scores, limit)
 
 
 class _KindWeights(dict[str, float]):

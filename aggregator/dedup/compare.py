@@ -4,7 +4,8 @@ and the reasons in words (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -23,6 +24,12 @@ _ONE_DAY_EVENTS = frozenset({"visit", "call", "conference"})
 _DATE_SLACK_DAYS = 3
 """Event dates this close are evidence against a pair, not a veto: one agency dates the
 incident, another the statement on it two days later."""
+WEIGHTED_KINDS = ("t", "w", "n", "c", "p", "#")
+"""The kinds of key `evidence` weighs (see `Weighting`)."""
+
+
+_SharedWeight = Callable[[str, Iterable[str], Features], float]
+"""`Weighting.shared_weight`."""
 
 
 class Weighting(Protocol):
@@ -33,8 +40,8 @@ class Weighting(Protocol):
         """The weight of one key among the items near `around`."""
         ...
 
-    def total(self, f: Features, kind: str) -> float:
-        """The summed weight of all of an item's values of one kind."""
+    def totals(self, f: Features) -> Mapping[str, float]:
+        """The summed weight of all of an item's values of each kind (`WEIGHTED_KINDS`)."""
         ...
 
     def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
@@ -64,14 +71,30 @@ class Uniform:
     def weight(self, key: str, around: Features) -> float:
         return specificity(key)
 
-    def total(self, f: Features, kind: str) -> float:
-        return sum(self.weight(kind + value, f) for value in values_of(f, kind))
+    def totals(self, f: Features) -> Mapping[str, float]:
+        return specificity_totals(f)
 
     def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
         return sum(specificity(kind + value) for value in values)
 
 
 UNIFORM = Uniform()
+
+
+def specificity_totals(f: Features) -> dict[str, float]:
+    """The summed specificity of an item's values of each weighted kind: what an item says,
+    whoever its neighbours are."""
+    # `specificity` of each key, in the sets' order, without building the keys: a word's is
+    # its rarity in the language, a country's and a place's 1.
+    language = rarity.language
+    return {
+        "t": sum(map(language, f.title_words)),
+        "w": sum(map(language, f.terms)),
+        "n": sum(specificity("n" + value) for value in f.names),
+        "c": float(len(f.countries)),
+        "p": float(len(f.places)),
+        "#": sum(specificity("#" + value) for value in f.figures),
+    }
 
 
 def values_of(f: Features, kind: str) -> frozenset[str]:
@@ -131,41 +154,55 @@ def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Eviden
                                    if a.counts and b.counts else (0.0, 0.0))
     advisory_pair = a.advisory != b.advisory
     close_in_time = days_apart is None or days_apart <= _ADVISORY_REACH_DAYS
-    signals = {
-        "title": _weighted_dice(a, b, "t", weighting, a.title_words, b.title_words),
-        "text": max(minhash.similarity(a.signature, b.signature),
-                    _packed_dice(a.lead_words, b.lead_words)),
-        "terms": _weighted_containment(a, b, "w", weighting, a.terms, b.terms),
-        "names": _weighted_dice(a, b, "n", weighting, a.names, b.names),
-        "countries": _weighted_dice(a, b, "c", weighting, a.countries, b.countries),
-        "places": _weighted_dice(a, b, "p", weighting, a.places, b.places),
-        "places_differ": 1.0 if a.places and b.places and not a.places & b.places else 0.0,
-        "figures": _weighted_dice(a, b, "#", weighting, a.figures, b.figures),
-        "counts_agree": counts_agree,
-        "counts_differ": counts_differ,
-        "amounts_agree": 1.0 if a.amounts and b.amounts
-        and _amounts_agree(a.amounts, b.amounts) else 0.0,
-        "kinds": _dice(a.kinds, b.kinds),
-        "events": _dice(a.events, b.events),
-        "event_day": 1.0 if same_day is not None else 0.0,
-        "dates_differ": 1.0 if a.event_dates and b.event_dates
-        and _event_day_gap(a, b) > 0 else 0.0,
-        "operation": 1.0 if operation is not None else 0.0,
-        "days_apart": min(days_apart, 14) / 14 if days_apart is not None else 0.0,
-        "undated": 1.0 if days_apart is None else 0.0,
-        "same_agency": 1.0 if a.agency == b.agency else 0.0,
-        "name_each_other": 1.0 if a.agency != b.agency and a.agency in b.organisations
+    # Every pair is scored, most of them to be told apart: the totals are looked up once per
+    # pair, and the values laid out straight in the scorer's order (`_SIGNALS`).
+    a_totals = weighting.totals(a)
+    b_totals = weighting.totals(b)
+    shared_weight = weighting.shared_weight
+    values = (
+        _weighted_dice(a, "t", a.title_words, b.title_words, a_totals, b_totals, shared_weight),
+        max(minhash.similarity(a.signature, b.signature),
+            _packed_dice(a.lead_words, b.lead_words)),
+        _weighted_containment(a, "w", a.terms, b.terms, a_totals, b_totals, shared_weight),
+        _weighted_dice(a, "n", a.names, b.names, a_totals, b_totals, shared_weight),
+        _weighted_dice(a, "c", a.countries, b.countries, a_totals, b_totals, shared_weight),
+        _weighted_dice(a, "p", a.places, b.places, a_totals, b_totals, shared_weight),
+        1.0 if a.places and b.places and not a.places & b.places else 0.0,
+        _weighted_dice(a, "#", a.figures, b.figures, a_totals, b_totals, shared_weight),
+        counts_agree,
+        counts_differ,
+        1.0 if a.amounts and b.amounts and _amounts_agree(a.amounts, b.amounts) else 0.0,
+        _dice(a.kinds, b.kinds),
+        _dice(a.events, b.events),
+        1.0 if same_day is not None else 0.0,
+        1.0 if a.event_dates and b.event_dates and _event_day_gap(a, b) > 0 else 0.0,
+        1.0 if operation is not None else 0.0,
+        min(days_apart, 14) / 14 if days_apart is not None else 0.0,
+        1.0 if days_apart is None else 0.0,
+        1.0 if a.agency == b.agency else 0.0,
+        1.0 if a.agency != b.agency and a.agency in b.organisations
         and b.agency in a.organisations else 0.0,
-        "advisory_pair": 1.0 if advisory_pair and close_in_time else 0.0,
-        "advisory_same_agency": 1.0 if advisory_pair and close_in_time
-        and a.agency == b.agency else 0.0,
-    }
+        1.0 if advisory_pair and close_in_time else 0.0,
+        1.0 if advisory_pair and close_in_time and a.agency == b.agency else 0.0,
+    )
     return Evidence(
-        values=tuple(map(signals.__getitem__, scorer.FEATURES)),
+        values=values,
         same_event_day=same_day,
         same_operation=operation,
         days_apart=days_apart,
     )
+
+
+_SIGNALS = (
+    "title", "text", "terms", "names", "countries", "places", "places_differ", "figures",
+    "counts_agree", "counts_differ", "amounts_agree", "kinds", "events", "event_day",
+    "dates_differ", "operation", "days_apart", "undated", "same_agency", "name_each_other",
+    "advisory_pair", "advisory_same_agency",
+)
+"""The order `evidence` lays its values out in: the scorer's."""
+if _SIGNALS != scorer.FEATURES:
+    raise ImportError("compare.evidence lays out its values in another order than the scorer")
+_TEXT = _SIGNALS.index("text")
 
 
 def compare(
@@ -263,12 +300,11 @@ def exact_identity(a: Features, b: Features) -> str | None:
 
 def conflict(a: Features, b: Features, e: Evidence) -> str | None:
     """A difference that shows two items report different events, in words (a veto)."""
-    if a.event_dates and b.event_dates and (
-        _event_day_gap(a, b) > _DATE_SLACK_DAYS
-        or (_event_day_gap(a, b) > 0 and a.events & b.events & _ONE_DAY_EVENTS)
-    ):
-        return (f"different event dates ({_show_days(a.event_dates[0])} vs "
-                f"{_show_days(b.event_dates[0])})")
+    if a.event_dates and b.event_dates:
+        gap = _event_day_gap(a, b)
+        if gap > _DATE_SLACK_DAYS or (gap > 0 and a.events & b.events & _ONE_DAY_EVENTS):
+            return (f"different event dates ({_show_days(a.event_dates[0])} vs "
+                    f"{_show_days(b.event_dates[0])})")
     if a.meeting_day and b.meeting_day and a.meeting_day != b.meeting_day:
         return (f"different days of a meeting ({_meeting_day_words(a.meeting_day)} vs "
                 f"{_meeting_day_words(b.meeting_day)})")
@@ -291,12 +327,14 @@ def conflict(a: Features, b: Features, e: Evidence) -> str | None:
     if a.crimes and b.crimes and not a.crimes & b.crimes and not a.kinds & b.kinds:
         return (f"titles are about different crimes ({', '.join(sorted(a.crimes))} vs "
                 f"{', '.join(sorted(b.crimes))})")
-    opposed = vocabulary.opposed_events(a.events, b.events)
+    # Opposed kinds need a kind on each side.
+    opposed = vocabulary.opposed_events(a.events, b.events) if a.events and b.events else None
     if opposed is not None:
         return f"different kinds of event ({opposed[0]} vs {opposed[1]})"
-    title = _dice(a.title_words, b.title_words)
-    text = e.get("text")
-    if a.agency == b.agency and title >= 0.8 and text < 0.5 and (
+    if a.agency != b.agency:
+        return None
+    text = e.values[_TEXT]
+    if _dice(a.title_words, b.title_words) >= 0.8 and text < 0.5 and (
         (e.days_apart is not None and e.days_apart >= 1) or (e.days_apart is None and text < 0.3)
     ):
         return "the same title over a different text on another day (a recurring item)"
@@ -404,7 +442,14 @@ def _amounts_agree(a: Sequence[tuple[str, float]], b: Sequence[tuple[str, float]
 def _packed_dice(a: bytes, b: bytes) -> float:
     if not a or not b:
         return 0.0
-    return 2 * minhash.shared_count(a, b) / ((len(a) + len(b)) // 4)
+    return 2 * len(_hash_set(a) & _hash_set(b)) / ((len(a) + len(b)) // 4)
+
+
+@lru_cache(maxsize=4096)
+def _hash_set(packed: bytes) -> frozenset[int]:
+    """The hashes of a `minhash.word_hashes` set, as a set: an item is compared with many
+    others, most of them placed near it in time, so a small cache keeps them."""
+    return frozenset(array("I", packed))
 
 
 def _dice(a: frozenset[str], b: frozenset[str]) -> float:
@@ -413,27 +458,30 @@ def _dice(a: frozenset[str], b: frozenset[str]) -> float:
     return 2 * len(a & b) / (len(a) + len(b))
 
 
-def _weighted_dice(a: Features, b: Features, kind: str, weighting: Weighting,
-                   a_values: frozenset[str], b_values: frozenset[str]) -> float:
-    """Rarity-weighted Dice of `a_values` and `b_values`, `kind`'s values of `a` and `b`."""
+def _weighted_dice(a: Features, kind: str, a_values: frozenset[str], b_values: frozenset[str],
+                   a_totals: Mapping[str, float], b_totals: Mapping[str, float],
+                   shared_weight: _SharedWeight) -> float:
+    """Rarity-weighted Dice of `a_values` and `b_values`, `kind`'s values of `a` and another
+    item (whose summed weights of each kind are `a_totals` and `b_totals`)."""
     if not a_values or not b_values:
         return 0.0
     shared = a_values & b_values
     if not shared:
         return 0.0
-    total = weighting.total(a, kind) + weighting.total(b, kind)
-    return min(1.0, 2 * weighting.shared_weight(kind, shared, a) / total) if total else 0.0
+    total = a_totals[kind] + b_totals[kind]
+    return min(1.0, 2 * shared_weight(kind, shared, a) / total) if total else 0.0
 
 
-def _weighted_containment(a: Features, b: Features, kind: str, weighting: Weighting,
-                          a_values: frozenset[str], b_values: frozenset[str]) -> float:
+def _weighted_containment(a: Features, kind: str, a_values: frozenset[str],
+                          b_values: frozenset[str], a_totals: Mapping[str, float],
+                          b_totals: Mapping[str, float], shared_weight: _SharedWeight) -> float:
     """Shared weight over the smaller item's weight: a short summary and a long report of
     one event share most of the summary's rare words (`a_values`, `b_values`: `kind`'s)."""
     shared = a_values & b_values
     if not shared:
         return 0.0
-    smaller = min(weighting.total(a, kind), weighting.total(b, kind))
-    return min(1.0, weighting.shared_weight(kind, shared, a) / smaller) if smaller else 0.0
+    smaller = min(a_totals[kind], b_totals[kind])
+    return min(1.0, shared_weight(kind, shared, a) / smaller) if smaller else 0.0
 
 
 def _percent(value: float) -> str:
