@@ -19,7 +19,7 @@ from typing import Any
 from aggregator import entities, minhash
 from aggregator.dates import find_dates
 from aggregator.dedup import rarity, vocabulary
-from aggregator.gazetteer import fold
+from aggregator.gazetteer import caseless, fold
 from aggregator.model import StoredItem
 
 FEATURES_VERSION = 7
@@ -56,6 +56,9 @@ _ADVISORY_TEXT = re.compile(
     r"\bmedia\s+(?:interested|wishing)\b|\bjournalists\s+(?:wishing|interested)\b",
     re.IGNORECASE,
 )
+_ADVISORY_TEXT_WORDS = ("media", "press", "accreditation", "rsvp", "streamed", "broadcast",
+                        "webcast", "journalists")
+"""One of them (lower case) is in every match of `_ADVISORY_TEXT`."""
 _WEEKDAY_NAME = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b", re.IGNORECASE)
 # "The Hague, ", "LYON, France – ", "WASHINGTON — ": a place (capitalized words) and a comma
 # or dash before the date that opens a text.
@@ -227,7 +230,7 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         link=item.link,
         prefix=_folded_prefix(item.text, truncated=item.truncated),
         truncated=item.truncated,
-        advisory=bool(_ADVISORY_TITLE.search(item.title) or _ADVISORY_TEXT.search(lead[:1500])),
+        advisory=bool(_ADVISORY_TITLE.search(item.title) or _advisory_text(lead[:1500])),
         length=len(item.text),
         words_in_text=words,
         stated=item.published is not None,
@@ -255,6 +258,12 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         event_dates=tuple(_event_days(opening, reference)),
         signature=signature,
     )
+
+
+def _advisory_text(text: str) -> bool:
+    lowered = caseless(text)
+    return (any(word in lowered for word in _ADVISORY_TEXT_WORDS)
+            and _ADVISORY_TEXT.search(text) is not None)
 
 
 def _is_person(name: str) -> bool:
