@@ -183,11 +183,17 @@ def mostly_upper(text: str) -> bool:
     """True for all-caps text, whose capitals say nothing about names (judged on its start:
     an all-caps text is all caps from the first line)."""
     sample = text[:_CASE_SAMPLE]
+    uppers = len(_UPPER_LETTER.findall(sample))
+    # Counting every letter is the costly part; the ASCII lower-case letters alone (a lower
+    # bound, counted in bytes) settle the common case of a text in sentence case.
+    if uppers <= 0.6 * len(sample.encode("ascii", "ignore").translate(None, _NOT_ASCII_LOWER)):
+        return False
     letters = len(_LETTER.findall(sample))
-    return letters >= 8 and len(_UPPER_LETTER.findall(sample)) > 0.6 * letters
+    return letters >= 8 and uppers > 0.6 * letters
 
 
 _CASE_SAMPLE = 300
+_NOT_ASCII_LOWER = bytes(b for b in range(128) if not 0x61 <= b <= 0x7A)
 
 
 def _character_class(test: str) -> str:
@@ -234,8 +240,8 @@ def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
     text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
     for run in _RUN.finditer(text):
         names, codes, lone = _read_run(run.group())
-        # Only a lone word needs to know whether it opens a sentence.
-        initial = lone and _opens_sentence(text, run.start())
+        # Only a lone word that is a name needs to know whether it opens a sentence.
+        initial = lone and bool(names) and _opens_sentence(text, run.start())
         for name in names:
             confirmed = not (initial and " " not in name)
             found[name] = found.get(name, False) or confirmed

@@ -176,7 +176,10 @@ def caseless(text: str) -> str:
     letters: a case-sensitive pattern of lower-case ASCII letters and uncased characters
     matches the result at the offsets where, ignoring case, it matches `text`. A cheap test
     (`in`) on it proves that an IGNORECASE pattern cannot match, without a regex scan."""
-    return text.lower() if text.isascii() else text.translate(_REGEX_CASE_TWINS).lower()
+    if text.isascii() or ("İ" not in text and "ı" not in text and "ſ" not in text):
+        return text.lower()
+    # `translate` costs a dictionary lookup per character: only for the rare text that needs it.
+    return text.translate(_REGEX_CASE_TWINS).lower()
 
 
 def _build() -> dict[tuple[str, ...], str]:

@@ -43,18 +43,17 @@ _BOILERPLATE_TITLE = re.compile(
     re.IGNORECASE,
 )
 # An advisory announces an event to the press: the title says so ("Media advisory:",
-# "Chairman to host ..."), or the text carries the press logistics reports never have.
+# "Chairman to host ..."), or the text carries the press logistics reports never have. Both
+# are read in a `caseless` text (case-sensitive matching is the cheaper scan).
 _ADVISORY_TITLE = re.compile(
     r"\b(?:media|press)\s+(?:advisory|alert)\b|\bto\s+(?:host|meet|visit|hold|attend|travel|"
     r"deliver|address|speak|participate|welcome|receive|chair|open|announce|present|brief|"
     r"launch|unveil|sign)\b",
-    re.IGNORECASE,
 )
 _ADVISORY_TEXT = re.compile(
     r"\b(?:media|press)\s+(?:advisory|alert|accreditation|coverage|representatives)\b|"
-    r"\baccreditation\b|\bRSVP\b|\bwill\s+be\s+(?:streamed|broadcast|webcast)\b|"
+    r"\baccreditation\b|\brsvp\b|\bwill\s+be\s+(?:streamed|broadcast|webcast)\b|"
     r"\bmedia\s+(?:interested|wishing)\b|\bjournalists\s+(?:wishing|interested)\b",
-    re.IGNORECASE,
 )
 _ADVISORY_TEXT_WORDS = ("media", "press", "accreditation", "rsvp", "streamed", "broadcast",
                         "webcast", "journalists")
@@ -230,7 +229,8 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         link=item.link,
         prefix=_folded_prefix(item.text, truncated=item.truncated),
         truncated=item.truncated,
-        advisory=bool(_ADVISORY_TITLE.search(item.title) or _advisory_text(lead[:1500])),
+        advisory=bool(_ADVISORY_TITLE.search(caseless(item.title))
+                      or _advisory_text(lead[:1500])),
         length=len(item.text),
         words_in_text=words,
         stated=item.published is not None,
@@ -263,7 +263,7 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
 def _advisory_text(text: str) -> bool:
     lowered = caseless(text)
     return (any(word in lowered for word in _ADVISORY_TEXT_WORDS)
-            and _ADVISORY_TEXT.search(text) is not None)
+            and _ADVISORY_TEXT.search(lowered) is not None)
 
 
 def _is_person(name: str) -> bool:

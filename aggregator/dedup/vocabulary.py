@@ -212,8 +212,7 @@ def amounts(text: str) -> set[tuple[str, float]]:
     vocab = vocabulary()
     found: set[tuple[str, float]] = set()
     lowered = caseless(text)
-    money = any(currency in lowered for currency in vocab.currencies)
-    for match in vocab.amount.finditer(lowered) if money else ():
+    for match in vocab.amount.finditer(lowered) if _names_money(lowered, vocab) else ():
         figure = match.group("figure") or match.group("figure2")
         scale = (match.group("scale") or match.group("scale2") or "").lower()
         value = _value(figure)
@@ -224,6 +223,26 @@ def amounts(text: str) -> set[tuple[str, float]]:
         if value is not None:
             found.add(("kg", value * vocab.masses[match.group("unit").lower()]))
     return found
+
+
+def _names_money(lowered: str, vocab: Vocabulary) -> bool:
+    """False when no match of `vocab.amount` can be in the (caseless) text: every match has a
+    currency not glued to letters ("EUR 5", "5 euros", "€5"; not the "eur" of "Europol")."""
+    for currency in vocab.currencies:
+        at = lowered.find(currency)
+        while at != -1:
+            end = at + len(currency)
+            if not ((at > 0 and _is_letter(currency[0]) and _is_letter(lowered[at - 1]))
+                    or (end < len(lowered) and _is_letter(currency[-1])
+                        and _is_letter(lowered[end]))):
+                return True
+            at = lowered.find(currency, at + 1)
+    return False
+
+
+def _is_letter(char: str) -> bool:
+    """A word character (regex "\\w") that is not a digit ("\\d")."""
+    return (char.isalnum() or char == "_") and not char.isdecimal()
 
 
 _GROUPED_FIGURE = re.compile(r"\d{1,3}(?:[ \u00a0\u202f,.]\d{3})+")
