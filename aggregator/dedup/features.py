@@ -189,17 +189,43 @@ def extract_features(item: StoredItem) -> Features:
 def extract_many(batch: Sequence[StoredItem]) -> list[Features]:
     """Analyse many items; their MinHash signatures are computed as one batch."""
     leads = [item.text[:_LEAD_CHARS] for item in batch]
-    words = [[fold(w) for w in entities.WORD.findall(lead)] for lead in leads]
+    readings = [_Lead.of(lead) for lead in leads]
+    words = [list(map(fold, reading.tokens)) for reading in readings]
     signatures = minhash.signatures(words)
     return [
-        _features(item, lead, sig, len(lead_words))
-        for item, lead, sig, lead_words in zip(batch, leads, signatures, words, strict=True)
+        _features(item, lead, reading, sig, len(lead_words))
+        for item, lead, reading, sig, lead_words
+        in zip(batch, leads, readings, signatures, words, strict=True)
     ]
 
 
-def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Features:
+@dataclass(frozen=True, slots=True)
+class _Lead:
+    """A lead's opening (its first paragraphs, the dateline left out) and the lead's words,
+    read once: the opening's words are the middle of the lead's."""
+
+    opening: str
+    opening_tokens: list[str]
+    tokens: list[str]
+
+    @classmethod
+    def of(cls, lead: str) -> _Lead:
+        opened = _opening(lead)
+        dateline = _DATELINE.match(opened)
+        skipped = dateline.end() if dateline else 0
+        opening = opened[skipped:]
+        words = entities.WORD.findall(opening)
+        # No word spans either cut: the dateline ends with spaces, the opening with a
+        # paragraph break or the lead itself.
+        tokens = (entities.WORD.findall(lead, 0, skipped) + words
+                  + entities.WORD.findall(lead, len(opened)))
+        return cls(opening, words, tokens)
+
+
+def _features(item: StoredItem, lead: str, reading: _Lead, signature: bytes,
+              words: int) -> Features:
     title = _BOILERPLATE_TITLE.sub("", item.title)
-    opening = _DATELINE.sub("", _opening(lead), count=1)
+    opening = reading.opening
     first_sentence = _SENTENCE_END.split(opening, maxsplit=1)[0]
     title_names, title_countries = entities.names_and_countries(title)
     lead_names, lead_countries = entities.names_and_countries(opening)
@@ -211,7 +237,7 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
     title_and_opening = title + "\n" + opening
     # Each text's words are read once (no word spans the line break that joins two texts).
     title_tokens = entities.WORD.findall(title)
-    opening_tokens = entities.WORD.findall(opening)
+    opening_tokens = reading.opening_tokens
     title_content = entities.content_words_of(title_tokens)
     opening_content = entities.content_words_of(opening_tokens)
     title_read = vocabulary.words_of_tokens(title_tokens)
