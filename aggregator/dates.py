@@ -51,26 +51,31 @@ _DATE = re.compile(
 )
 # Every date form has a month name or an ISO date; find those first (cheap), then read the
 # date around each one.
-_HINT = re.compile(r"\b(?:" + "|".join(sorted(
-    {n[:3].capitalize() for n in _MONTHS} | {n[:3].upper() for n in _MONTHS})) + r")|\d{4}-\d")
+# Two scans, each opening with a set of characters it can skip to: a month's first three
+# letters at the start of a word (the test on the character before follows them), and an ISO
+# date. Neither overlaps the other, so their hints in text order are the hints of one scan.
+_MONTH_HINT = re.compile("(?:" + "|".join(sorted(
+    {n[:3].capitalize() for n in _MONTHS} | {n[:3].upper() for n in _MONTHS})) + r")(?<!\w...)")
+_ISO_HINT = re.compile(r"\d{4}-\d")
 _HINT_BACK = 16
 _HINT_SPAN = 48
+_DAYS_BEFORE_MONTH = re.compile(r"\d[\d\s\-–—tonadul]*$")
 
 
 def _date_hints(text: str) -> list[int]:
     """Offsets where a date may start: a little before each month name or ISO date."""
-    starts: list[int] = []
-    for hint in _HINT.finditer(text):
+    hints: list[tuple[int, int]] = []
+    for hint in _MONTH_HINT.finditer(text):
         at = hint.start()
-        if text[at].isdigit():
-            starts.append(at)
-            continue
         back = max(0, at - _HINT_BACK)
         # The date may start with the day(s) before the month: from the earliest digit.
-        window = text[back:at]
-        digits = re.search(r"\d[\d\s\-–—tonadul]*$", window)
-        starts.append(back + digits.start() if digits else at)
-    return starts
+        digits = _DAYS_BEFORE_MONTH.search(text, back, at)
+        hints.append((at, digits.start() if digits else at))
+    if "-" in text:
+        iso = [(hint.start(), hint.start()) for hint in _ISO_HINT.finditer(text)]
+        if iso:
+            hints = sorted(hints + iso)
+    return [start for _, start in hints]
 
 
 _WEEKDAY_BEFORE = re.compile(rf"\b(?P<wd>{_WD})\.?,?\s*\(?\s*$")
@@ -79,6 +84,10 @@ _NEAREST_YEAR_DAYS = 183
 _WEEKDAY_ONLY = re.compile(
     rf"\b(?:on|On|last|this|next)\s+(?P<wd>{_WD})\b(?![\s,(]*(?:\d|{_M}))"
 )
+_WEEKDAY_START = re.compile("|".join(sorted(
+    {n[:3].capitalize() for n in _WEEKDAYS} | {n[:3].upper() for n in _WEEKDAYS})))
+"""The start of every weekday `_WD` spells: a cheap scan (it skips to capitals) that proves a
+text has none."""
 
 # Words just before a date that make it a reference to another time, not the item's date.
 _REFERENCE_WORDS = re.compile(
@@ -125,8 +134,9 @@ def find_dates(text: str, now: datetime, *, infer_year: bool = False) -> list[St
         if stated is not None:
             found.append(stated)
     if infer_year:
+        weekdays = _WEEKDAY_ONLY.finditer(text) if _WEEKDAY_START.search(text) else ()
         taken = [(d.offset, d.offset + 12) for d in found]
-        for match in _WEEKDAY_ONLY.finditer(text):
+        for match in weekdays:
             if any(start <= match.start(1) <= end for start, end in taken):
                 continue
             weekday = _WEEKDAYS[match.group("wd").lower()]

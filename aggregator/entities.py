@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, fold
+from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, caseless, fold
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -39,7 +39,11 @@ together including include includes further public information
 """.split())
 """Words every item of these agencies uses: they say nothing about which story it is."""
 
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:[ ,.]\d{3})+|\d+(?:\.\d+)?)(?![\w])")
+# A number not inside a word or another number: "1,200", "3.5", "40". The test on the character
+# before it follows the first digit, so that the scan can skip to digits (a pattern that
+# opens with a character class is searched for that class first).
+_NUMBER = re.compile(r"(\d(?<![\w.,]\d)(?:\d{0,2}(?:[ ,.]\d{3})+|\d*(?:\.\d+)?))(?![\w])")
+_THOUSANDS_DOTS = re.compile(r"\d{1,3}(?:\.\d{3})+")
 _NUMBER_WORDS = {
     "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
@@ -61,6 +65,8 @@ _OPERATION = re.compile(
     r"(?P<name>[A-Z][\w’'-]+(?:\s+[A-Z][a-z][\w’'-]+)?)"
     r"(?:\s+(?P<phase>[IVXL]{1,6}|\d{1,4})\b)?",
 )
+_OPERATION_WORDS = ("Operation", "Op.", "Project", "Action")
+"""One of them is in every match of `_OPERATION`."""
 _PHASE_WORD = re.compile(
     r"\b(?P<ordinal>first|second|third|fourth|fifth|sixth|1st|2nd|3rd|4th|5th|6th|new|next|"
     r"latest)\s+(?:phase|wave|edition|round|stage)\b",
@@ -71,7 +77,7 @@ _ORDINAL_VALUES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5,
                    "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
 
 _GATHERING = r"(?:meeting|meetings|assembly|summit|conference|session|ministerial|talks|forum)"
-_MEETING_DAY = [
+_MEETING_DAY: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:first|opening)\s+day\b|\bday\s+(?:one|1)\b|\bopening\s+(?:session\b|of\s+"
                 rf"(?:the|its|their)\b)|\bfor\s+the\s+opening\s+of\b|\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:opens|opened|kicks?\s+off|"
                 r"kicked\s+off)\b", re.I), "1"),
@@ -83,6 +89,9 @@ _MEETING_DAY = [
                 rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I),
      "last"),
 ]
+_MEETING_DAY_WORDS = [("day", "open", "kick"), ("day",), ("day",),
+                      ("day", "conclude", "close", "wrap", "end")]
+"""For each of `_MEETING_DAY`'s patterns, words one of which (lower case) is in any match."""
 
 _CRIMES = {
     "drugs": "drug drugs cocaine heroin cannabis narcotic narcotics methamphetamine "
@@ -174,11 +183,17 @@ def mostly_upper(text: str) -> bool:
     """True for all-caps text, whose capitals say nothing about names (judged on its start:
     an all-caps text is all caps from the first line)."""
     sample = text[:_CASE_SAMPLE]
+    uppers = len(_UPPER_LETTER.findall(sample))
+    # Counting every letter is the costly part; the ASCII lower-case letters alone (a lower
+    # bound, counted in bytes) settle the common case of a text in sentence case.
+    if uppers <= 0.6 * len(sample.encode("ascii", "ignore").translate(None, _NOT_ASCII_LOWER)):
+        return False
     letters = len(_LETTER.findall(sample))
-    return letters >= 8 and len(_UPPER_LETTER.findall(sample)) > 0.6 * letters
+    return letters >= 8 and uppers > 0.6 * letters
 
 
 _CASE_SAMPLE = 300
+_NOT_ASCII_LOWER = bytes(b for b in range(128) if not 0x61 <= b <= 0x7A)
 
 
 def _character_class(test: str) -> str:
@@ -225,8 +240,8 @@ def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
     text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
     for run in _RUN.finditer(text):
         names, codes, lone = _read_run(run.group())
-        # Only a lone word needs to know whether it opens a sentence.
-        initial = lone and _opens_sentence(text, run.start())
+        # Only a lone word that is a name needs to know whether it opens a sentence.
+        initial = lone and bool(names) and _opens_sentence(text, run.start())
         for name in names:
             confirmed = not (initial and " " not in name)
             found[name] = found.get(name, False) or confirmed
@@ -305,17 +320,21 @@ def figures(text: str) -> set[str]:
     found: set[str] = set()
     for match in _NUMBER.finditer(text):
         raw = match.group(1)
-        value = re.sub(r"[ ,]", "", raw)
-        if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", raw):
+        value = raw.replace(" ", "").replace(",", "")
+        if _THOUSANDS_DOTS.fullmatch(raw):
             value = raw.replace(".", "")
         if len(value.replace(".", "").lstrip("0")) < 2 or _is_date_part(text, match, value):
             continue
         found.add(value)
     lowered = text.lower()
-    for word, digits in _NUMBER_WORDS.items():
-        if len(digits) >= 2 and word in lowered and re.search(rf"\b{word}\b", lowered):
+    for word, digits, pattern in _FIGURE_WORDS:
+        if word in lowered and pattern.search(lowered):
             found.add(digits)
     return found
+
+
+_FIGURE_WORDS = [(word, digits, re.compile(rf"\b{word}\b"))
+                 for word, digits in _NUMBER_WORDS.items() if len(digits) >= 2]
 
 
 def _is_date_part(text: str, match: re.Match[str], value: str) -> bool:
@@ -330,10 +349,16 @@ def _is_date_part(text: str, match: re.Match[str], value: str) -> bool:
 def operations(text: str) -> set[str]:
     """Operations named in `text`: "name", or "name|phase" when a phase is given."""
     found: set[str] = set()
-    phase_word = _PHASE_WORD.search(text)
+    if not any(word in text for word in _OPERATION_WORDS):
+        return found
+    phase_word: re.Match[str] | None = None
+    phase_read = False
     for match in _OPERATION.finditer(text):
         name = fold(match.group("name"))
         phase = match.group("phase")
+        if phase is None and not phase_read:
+            # Read only for an operation without a phase of its own: most texts name none.
+            phase_word, phase_read = _PHASE_WORD.search(text), True
         if phase is not None:
             found.add(f"{name}|{_phase_value(phase)}")
         elif phase_word is not None:
@@ -365,7 +390,8 @@ def crime_types(text: str) -> set[str]:
 
 def meeting_day(text: str) -> str | None:
     """Which day of a multi-day meeting the text reports ("1", "2", "3", "last"), if it says."""
-    for pattern, day in _MEETING_DAY:
-        if pattern.search(text):
+    lowered = caseless(text)
+    for (pattern, day), words in zip(_MEETING_DAY, _MEETING_DAY_WORDS, strict=True):
+        if any(word in lowered for word in words) and pattern.search(text):
             return day
     return None

@@ -166,6 +166,22 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+_REGEX_CASE_TWINS = str.maketrans({"İ": "i", "ı": "i", "ſ": "s"})
+"""The only characters other than ASCII letters that `re.IGNORECASE` matches with an ASCII
+letter, and that `str.lower` does not turn into it ("İ" lowers to two characters)."""
+
+
+def caseless(text: str) -> str:
+    """`text` lowered character for character, as `re.IGNORECASE` compares it with ASCII
+    letters: a case-sensitive pattern of lower-case ASCII letters and uncased characters
+    matches the result at the offsets where, ignoring case, it matches `text`. A cheap test
+    (`in`) on it proves that an IGNORECASE pattern cannot match, without a regex scan."""
+    if text.isascii() or ("İ" not in text and "ı" not in text and "ſ" not in text):
+        return text.lower()
+    # `translate` costs a dictionary lookup per character: only for the rare text that needs it.
+    return text.translate(_REGEX_CASE_TWINS).lower()
+
+
 def _build() -> dict[tuple[str, ...], str]:
     table: dict[tuple[str, ...], str] = {}
     for line in _COUNTRIES.strip().splitlines():

@@ -6,6 +6,7 @@ Vectorized with numpy over a whole batch. Word hashes are CRC-32, stable across 
 
 from __future__ import annotations
 
+import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Sequence
@@ -40,43 +41,56 @@ def signatures(documents: Sequence[Sequence[str]]) -> list[bytes]:
     than the arithmetic.
     """
     vocabulary: dict[str, int] = {}
-    per_document: list[np.ndarray] = []
+    ids: list[int] = []
+    spans: list[tuple[int, int]] = []
     for words in documents:
-        ids = []
+        spans.append((len(ids), len(words)))
         for word in words:
             value = vocabulary.get(word)
             if value is None:
                 value = vocabulary[word] = zlib.crc32(word.encode())
             ids.append(value)
-        array = np.array(ids, dtype=np.uint64)
-        if array.size >= 3:
-            shingles = (array[:-2] * np.uint64(0x9E3779B1) + array[1:-1]) & _MASK32
-            shingles = (shingles * np.uint64(0x85EBCA77) + array[2:]) & _MASK32
+    every = np.array(ids, dtype=np.uint64)
+    # The 3-shingle starting at each word of all documents at once; those that run into the
+    # next document are never picked. A document of one or two words is its words.
+    if every.size >= 3:
+        triples = (every[:-2] * np.uint64(0x9E3779B1) + every[1:-1]) & _MASK32
+        triples = (triples * np.uint64(0x85EBCA77) + every[2:]) & _MASK32
+    else:
+        triples = np.zeros(0, dtype=np.uint64)
+    pool = np.concatenate((triples, every))
+    picks: list[int] = []
+    sizes: list[int] = []
+    for start, count in spans:
+        if count >= 3:
+            picks.extend(range(start, start + count - 2))
+            sizes.append(count - 2)
         else:
-            shingles = array
-        per_document.append(shingles)
+            picks.extend(range(triples.size + start, triples.size + start + count))
+            sizes.append(count)
+    shingles = pool[np.array(picks, dtype=np.intp)]
     result: list[bytes] = [EMPTY] * len(documents)
-    start = 0
-    while start < len(per_document):
-        stop, size = start, 0
-        while stop < len(per_document) and (size == 0 or size + per_document[stop].size
-                                            <= _BATCH_SHINGLES):
-            size += per_document[stop].size
+    first = taken = 0
+    while first < len(sizes):
+        stop, size = first, 0
+        while stop < len(sizes) and (size == 0 or size + sizes[stop] <= _BATCH_SHINGLES):
+            size += sizes[stop]
             stop += 1
-        _sign_batch(per_document[start:stop], result, start)
-        start = stop
+        _sign_batch(shingles[taken : taken + size], sizes[first:stop], result, first)
+        first, taken = stop, taken + size
     return result
 
 
-def _sign_batch(shingle_sets: list[np.ndarray], result: list[bytes], at: int) -> None:
-    sizes = np.array([s.size for s in shingle_sets])
-    nonempty = np.flatnonzero(sizes)
+def _sign_batch(shingles: np.ndarray, sizes: list[int], result: list[bytes], at: int) -> None:
+    """Sign the documents `at`, `at + 1`, ... whose shingles, `sizes[i]` each, follow one
+    another in `shingles`."""
+    counts = np.array(sizes, dtype=np.intp)
+    nonempty = np.flatnonzero(counts)
     if nonempty.size == 0:
         return
-    shingles = np.concatenate([shingle_sets[i] for i in nonempty])
     # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2**64) per permutation.
     permuted = (np.outer(_MULTIPLIERS, shingles) + _OFFSETS[:, None]) >> np.uint64(32)
-    offsets = np.concatenate(([0], np.cumsum(sizes[nonempty])[:-1]))
+    offsets = np.concatenate(([0], np.cumsum(counts[nonempty])[:-1]))
     minima = np.ascontiguousarray(
         np.minimum.reduceat(permuted, offsets, axis=1).T.astype("<u4"))
     for row, index in enumerate(nonempty):
@@ -95,8 +109,8 @@ def similarity(a: bytes, b: bytes) -> float:
 
 def word_hashes(words: Iterable[str]) -> bytes:
     """A set of words as sorted, packed uint32 hashes: a compact, comparable word set."""
-    return np.unique(np.array([zlib.crc32(w.encode()) for w in words],
-                              dtype="<u4")).tobytes()
+    hashes = sorted({zlib.crc32(w.encode()) for w in words})
+    return struct.pack(f"<{len(hashes)}I", *hashes)
 
 
 def shared_count(a: bytes, b: bytes) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 from aggregator import entities, minhash
 from aggregator.dates import find_dates
 from aggregator.dedup import rarity, vocabulary
-from aggregator.gazetteer import fold
+from aggregator.gazetteer import caseless, fold
 from aggregator.model import StoredItem
 
 FEATURES_VERSION = 7
@@ -43,19 +43,21 @@ _BOILERPLATE_TITLE = re.compile(
     re.IGNORECASE,
 )
 # An advisory announces an event to the press: the title says so ("Media advisory:",
-# "Chairman to host ..."), or the text carries the press logistics reports never have.
+# "Chairman to host ..."), or the text carries the press logistics reports never have. Both
+# are read in a `caseless` text (case-sensitive matching is the cheaper scan).
 _ADVISORY_TITLE = re.compile(
     r"\b(?:media|press)\s+(?:advisory|alert)\b|\bto\s+(?:host|meet|visit|hold|attend|travel|"
     r"deliver|address|speak|participate|welcome|receive|chair|open|announce|present|brief|"
     r"launch|unveil|sign)\b",
-    re.IGNORECASE,
 )
 _ADVISORY_TEXT = re.compile(
     r"\b(?:media|press)\s+(?:advisory|alert|accreditation|coverage|representatives)\b|"
-    r"\baccreditation\b|\bRSVP\b|\bwill\s+be\s+(?:streamed|broadcast|webcast)\b|"
+    r"\baccreditation\b|\brsvp\b|\bwill\s+be\s+(?:streamed|broadcast|webcast)\b|"
     r"\bmedia\s+(?:interested|wishing)\b|\bjournalists\s+(?:wishing|interested)\b",
-    re.IGNORECASE,
 )
+_ADVISORY_TEXT_WORDS = ("media", "press", "accreditation", "rsvp", "streamed", "broadcast",
+                        "webcast", "journalists")
+"""One of them (lower case) is in every match of `_ADVISORY_TEXT`."""
 _WEEKDAY_NAME = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b", re.IGNORECASE)
 # "The Hague, ", "LYON, France – ", "WASHINGTON — ": a place (capitalized words) and a comma
 # or dash before the date that opens a text.
@@ -187,17 +189,43 @@ def extract_features(item: StoredItem) -> Features:
 def extract_many(batch: Sequence[StoredItem]) -> list[Features]:
     """Analyse many items; their MinHash signatures are computed as one batch."""
     leads = [item.text[:_LEAD_CHARS] for item in batch]
-    words = [[fold(w) for w in entities.WORD.findall(lead)] for lead in leads]
+    readings = [_Lead.of(lead) for lead in leads]
+    words = [list(map(fold, reading.tokens)) for reading in readings]
     signatures = minhash.signatures(words)
     return [
-        _features(item, lead, sig, len(lead_words))
-        for item, lead, sig, lead_words in zip(batch, leads, signatures, words, strict=True)
+        _features(item, lead, reading, sig, len(lead_words))
+        for item, lead, reading, sig, lead_words
+        in zip(batch, leads, readings, signatures, words, strict=True)
     ]
 
 
-def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Features:
+@dataclass(frozen=True, slots=True)
+class _Lead:
+    """A lead's opening (its first paragraphs, the dateline left out) and the lead's words,
+    read once: the opening's words are the middle of the lead's."""
+
+    opening: str
+    opening_tokens: list[str]
+    tokens: list[str]
+
+    @classmethod
+    def of(cls, lead: str) -> _Lead:
+        opened = _opening(lead)
+        dateline = _DATELINE.match(opened)
+        skipped = dateline.end() if dateline else 0
+        opening = opened[skipped:]
+        words = entities.WORD.findall(opening)
+        # No word spans either cut: the dateline ends with spaces, the opening with a
+        # paragraph break or the lead itself.
+        tokens = (entities.WORD.findall(lead, 0, skipped) + words
+                  + entities.WORD.findall(lead, len(opened)))
+        return cls(opening, words, tokens)
+
+
+def _features(item: StoredItem, lead: str, reading: _Lead, signature: bytes,
+              words: int) -> Features:
     title = _BOILERPLATE_TITLE.sub("", item.title)
-    opening = _DATELINE.sub("", _opening(lead), count=1)
+    opening = reading.opening
     first_sentence = _SENTENCE_END.split(opening, maxsplit=1)[0]
     title_names, title_countries = entities.names_and_countries(title)
     lead_names, lead_countries = entities.names_and_countries(opening)
@@ -209,7 +237,7 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
     title_and_opening = title + "\n" + opening
     # Each text's words are read once (no word spans the line break that joins two texts).
     title_tokens = entities.WORD.findall(title)
-    opening_tokens = entities.WORD.findall(opening)
+    opening_tokens = reading.opening_tokens
     title_content = entities.content_words_of(title_tokens)
     opening_content = entities.content_words_of(opening_tokens)
     title_read = vocabulary.words_of_tokens(title_tokens)
@@ -227,7 +255,8 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         link=item.link,
         prefix=_folded_prefix(item.text, truncated=item.truncated),
         truncated=item.truncated,
-        advisory=bool(_ADVISORY_TITLE.search(item.title) or _ADVISORY_TEXT.search(lead[:1500])),
+        advisory=bool(_ADVISORY_TITLE.search(caseless(item.title))
+                      or _advisory_text(lead[:1500])),
         length=len(item.text),
         words_in_text=words,
         stated=item.published is not None,
@@ -255,6 +284,12 @@ def _features(item: StoredItem, lead: str, signature: bytes, words: int) -> Feat
         event_dates=tuple(_event_days(opening, reference)),
         signature=signature,
     )
+
+
+def _advisory_text(text: str) -> bool:
+    lowered = caseless(text)
+    return (any(word in lowered for word in _ADVISORY_TEXT_WORDS)
+            and _ADVISORY_TEXT.search(lowered) is not None)
 
 
 def _is_person(name: str) -> bool:
