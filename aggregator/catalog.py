@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from aggregator.publish import (
     Site,
     archive_files,
 )
-from aggregator.query import StoryFacts, matches
+from aggregator.query import StoryFacts, matcher
 from aggregator.store import Store
 
 _BATCH = 1000
@@ -93,10 +93,15 @@ def story_facts(story: Story, countries: Sequence[str]) -> StoryFacts:
 def topics_of(story: Story, countries: Sequence[str],
               topics: Sequence[TopicConfig]) -> list[str]:
     """Slugs of the topics whose query a story matches (pure)."""
+    return _matching(story, countries, [(topic.slug, matcher(topic.parsed)) for topic in topics])
+
+
+def _matching(story: Story, countries: Sequence[str],
+              topics: Sequence[tuple[str, Callable[[StoryFacts], bool]]]) -> list[str]:
     if not topics:
         return []
     facts = story_facts(story, countries)
-    return [topic.slug for topic in topics if matches(topic.parsed, facts)]
+    return [slug for slug, matches in topics if matches(facts)]
 
 
 def topic_feed_name(slug: str) -> str:
@@ -270,10 +275,11 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
         else:
             stale.append(story_id)
     fresh: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+    topics = [(topic.slug, matcher(topic.parsed)) for topic in config.topics]
     for start in range(0, len(stale), _BATCH):
         for story_id, story in store.stories(stale[start : start + _BATCH], notes=False).items():
             codes = story_countries(story)
-            matched = tuple(topics_of(story, codes, config.topics))
+            matched = tuple(_matching(story, codes, topics))
             result[story_id] = (codes, matched)
             key = f"{versions[story_id]}:{topics_key}"
             fresh[story_id] = (key, codes, matched)
