@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,7 @@ from aggregator.publish import (
     Site,
     archive_files,
 )
-from aggregator.query import StoryFacts, matches
+from aggregator.query import StoryFacts, matcher
 from aggregator.store import Store
 
 _BATCH = 1000
@@ -93,10 +93,15 @@ def story_facts(story: Story, countries: Sequence[str]) -> StoryFacts:
 def topics_of(story: Story, countries: Sequence[str],
               topics: Sequence[TopicConfig]) -> list[str]:
     """Slugs of the topics whose query a story matches (pure)."""
+    return _matching(story, countries, [(topic.slug, matcher(topic.parsed)) for topic in topics])
+
+
+def _matching(story: Story, countries: Sequence[str],
+              topics: Sequence[tuple[str, Callable[[StoryFacts], bool]]]) -> list[str]:
     if not topics:
         return []
     facts = story_facts(story, countries)
-    return [topic.slug for topic in topics if matches(topic.parsed, facts)]
+    return [slug for slug, matches in topics if matches(facts)]
 
 
 def topic_feed_name(slug: str) -> str:
@@ -132,7 +137,8 @@ def plan_publication(store: Store, config: Config, site: Site,
     whose digest is the recorded one (and whose files are there) comes without its stories,
     named in `Publication.unchanged`: it need not be rendered again."""
     versions: dict[str, str] = {}
-    timelines = _timelines(store, config, site, agency_slugs, versions, retired)
+    kept: dict[str, Story] = {}
+    timelines = _timelines(store, config, site, agency_slugs, versions, retired, kept)
     histories = {t.name: split_history(t.name, t.timeline, config.output.max_entries)
                  for t in timelines}
     # Pages list every subscription document: a feed added or gone changes them.
@@ -156,7 +162,9 @@ def plan_publication(store: Store, config: Config, site: Site,
             unchanged.add(t.name)
     current_ids = list(dict.fromkeys(i for t in timelines if t.name not in unchanged
                                      for i in histories[t.name].current))
-    loaded = _load(store, current_ids)
+    loaded = {i: kept[i] for i in current_ids if i in kept}
+    loaded.update(_load(store, [i for i in current_ids if i not in kept]))
+    kept.clear()
     feeds = [
         _plan(t, t.name, [] if t.name in unchanged else
               [loaded[i] for i in histories[t.name].current],
@@ -194,7 +202,10 @@ class _Context:
 
 
 def _timelines(store: Store, config: Config, site: Site, agency_slugs: Sequence[str],
-               versions: dict[str, str], retired: Sequence[str] = ()) -> list[FeedTimeline]:
+               versions: dict[str, str], retired: Sequence[str] = (),
+               kept: dict[str, Story] | None = None) -> list[FeedTimeline]:
+    """Every feed's timeline; the stories loaded to classify that some subscription
+    document shows go into `kept`, so they need not be loaded again."""
     title = config.output.title
     combined = FeedTimeline("combined", COMBINED, title)
     agencies: dict[str, FeedTimeline] = {}
@@ -212,9 +223,17 @@ def _timelines(store: Store, config: Config, site: Site, agency_slugs: Sequence[
                         "per story.")
         for topic in config.topics
     }
-    classes = _classify(store, config, versions)
+    # An agency's feed is ordered by its own reports' dates, as the store orders it.
+    for slug, story_id, published in store.agency_timeline():
+        if slug in agencies:
+            agencies[slug].timeline.append(Dated(story_id, published))
+    timeline = store.story_timeline()
+    max_entries = config.output.max_entries
+    shown = {d.story_id for feed in agencies.values() for d in feed.timeline[:max_entries]}
+    classes = _classify(store, config, versions, [story_id for story_id, _ in timeline],
+                        shown, {} if kept is None else kept)
     countries: dict[str, list[Dated]] = defaultdict(list)
-    for story_id, published in store.story_timeline():
+    for story_id, published in timeline:
         dated = Dated(story_id, published)
         combined.timeline.append(dated)
         about, matched = classes.get(story_id, ((), ()))
@@ -223,10 +242,6 @@ def _timelines(store: Store, config: Config, site: Site, agency_slugs: Sequence[
         for slug in matched:
             if slug in topics:
                 topics[slug].timeline.append(dated)
-    # An agency's feed is ordered by its own reports' dates, as the store orders it.
-    for slug, story_id, published in store.agency_timeline():
-        if slug in agencies:
-            agencies[slug].timeline.append(Dated(story_id, published))
     country_feeds = []
     for code in sorted(countries):
         if len(countries[code]) < config.countries.min_stories:
@@ -251,10 +266,15 @@ def classifier_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _classify(store: Store, config: Config, versions: dict[str, str],
+def _classify(store: Store, config: Config, versions: dict[str, str], order: Sequence[str],
+              shown: Set[str], kept: dict[str, Story],
               ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Each story's (countries, topics): recorded ones while the story, the topics and the
-    classifier are unchanged; the others are loaded and worked out, and recorded."""
+    classifier are unchanged; the others are loaded and worked out, and recorded.
+
+    `order` is the combined feed's (newest first): stories are worked out in it, so a loaded
+    story is known to be among the newest of its countries and topics when it comes, and
+    kept (in `kept`) if a subscription document shows it: among those, or in `shown`."""
     versions.update(store.story_versions())
     topics_key = hashlib.blake2b(
         "\x1e".join([classifier_fingerprint(), *(f"{t.slug}\x1f{t.query}"
@@ -262,21 +282,50 @@ def _classify(store: Store, config: Config, versions: dict[str, str],
         digest_size=8).hexdigest()
     recorded = store.story_feeds()
     result: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-    stale: list[str] = []
-    for story_id, version in versions.items():
+    stale: dict[str, int] = {}
+    for story_id in dict.fromkeys([*order, *versions]):
+        version = versions.get(story_id)
+        if version is None:
+            continue
         found = recorded.get(story_id)
         if found is not None and found[0] == f"{version}:{topics_key}":
             result[story_id] = (found[1], found[2])
         else:
-            stale.append(story_id)
+            stale[story_id] = len(stale)
+    stale_ids = list(stale)
     fresh: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
-    for start in range(0, len(stale), _BATCH):
-        for story_id, story in store.stories(stale[start : start + _BATCH], notes=False).items():
+    topics = [(topic.slug, matcher(topic.parsed)) for topic in config.topics]
+    pending: dict[str, Story] = {}
+    loaded_to = 0
+
+    def load_batch() -> None:
+        nonlocal loaded_to
+        batch = stale_ids[loaded_to : loaded_to + _BATCH]
+        loaded_to += len(batch)
+        for story_id, story in store.stories(batch, notes=False).items():
             codes = story_countries(story)
-            matched = tuple(topics_of(story, codes, config.topics))
+            matched = tuple(_matching(story, codes, topics))
             result[story_id] = (codes, matched)
-            key = f"{versions[story_id]}:{topics_key}"
-            fresh[story_id] = (key, codes, matched)
+            fresh[story_id] = (f"{versions[story_id]}:{topics_key}", codes, matched)
+            pending[story_id] = story
+
+    newer: Counter[str] = Counter()
+    max_entries = config.output.max_entries
+    for story_id in order:
+        position = stale.get(story_id)
+        if position is not None and position >= loaded_to:
+            load_batch()
+        story = pending.pop(story_id, None)
+        about, matched = result.get(story_id, ((), ()))
+        # Counted as the feeds will hold them: the combined feed, then each country's and
+        # topic's, newest first.
+        feeds = [COMBINED, *(f"c:{code}" for code in about), *(f"t:{slug}" for slug in matched)]
+        current = [feed for feed in feeds if newer[feed] < max_entries]
+        newer.update(feeds)
+        if story is not None and (current or story_id in shown):
+            kept[story_id] = story
+    while loaded_to < len(stale_ids):
+        load_batch()
     store.save_story_feeds(fresh)
     return result
 

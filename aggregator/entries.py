@@ -11,7 +11,7 @@ whitespace characters a parser would otherwise fold.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,31 +120,56 @@ def rss_item(entry: Entry) -> str:
     return "".join(parts)
 
 
-def atom_with_id(text: str, old: str, new: str) -> str:
-    """An `atom_entry` text with its id `old` made `new`."""
-    return _swap(text, f"<id>{xml_text(old)}</id>", f"<id>{xml_text(new)}</id>")
+EntryParts = tuple[bytes, bytes, bytes]
+"""An entry's text, encoded, in three parts: before its id, the id (escaped as written),
+after it. A document joins the parts of its entries; an agency's feed shows a story's entry
+with another id, and swaps only the middle part."""
 
 
-def rss_with_guid(text: str, old: str, new: str) -> str:
-    """An `rss_item` text with its guid `old` made `new`."""
-    return _swap(text, f'<guid isPermaLink="false">{xml_text(old)}</guid>',
-                 f'<guid isPermaLink="false">{xml_text(new)}</guid>')
+def atom_parts(text: str, guid: str) -> EntryParts:
+    """An `atom_entry` text with the id `guid`, in parts."""
+    return _parts(text, "<id>", xml_text(guid), "</id>")
 
 
-def _swap(text: str, old: str, new: str) -> str:
-    # The element is the only place its markup can occur: all text around it is escaped.
-    if old not in text:
-        raise ValueError(f"no {old!r} in the entry")
-    return text.replace(old, new, 1)
+def rss_parts(text: str, guid: str) -> EntryParts:
+    """An `rss_item` text with the guid `guid`, in parts."""
+    return _parts(text, '<guid isPermaLink="false">', xml_text(guid), "</guid>")
 
 
-def splice(document: bytes, closing: bytes, entries: Sequence[str]) -> bytes:
+def json_parts(text: str, guid: str) -> EntryParts:
+    """A `json_item` text with the id `guid`, in parts."""
+    return _parts(text, '"id": ', _json_string(guid), ",")
+
+
+def with_id(parts: EntryParts, written_id: str) -> EntryParts:
+    """The entry in `parts` with another id, written as its format writes it (escaped for
+    XML by `xml_text`, quoted for JSON by `json_id`)."""
+    return parts[0], written_id.encode(), parts[2]
+
+
+def json_id(guid: str) -> str:
+    """An id as a JSON Feed item writes it."""
+    return _json_string(guid)
+
+
+def _parts(text: str, opening: str, written_id: str, closing: str) -> EntryParts:
+    # The element is the first place its markup occurs: every text before it is escaped.
+    element = opening + written_id + closing
+    at = text.find(element)
+    if at < 0:
+        raise ValueError(f"no {element!r} in the entry")
+    start = at + len(opening)
+    end = start + len(written_id)
+    return text[:start].encode(), text[start:end].encode(), text[end:].encode()
+
+
+def splice(document: bytes, closing: bytes, entries: Iterable[EntryParts]) -> bytes:
     """`document` (a feed written without entries) with `entries` before its last `closing`
     tag, where feedgen appends them."""
     head, found, tail = document.rpartition(closing)
     if not found:
         raise ValueError(f"no {closing!r} in the document")
-    return b"".join((head, "".join(entries).encode(), found, tail))
+    return b"".join([head, *(part for parts in entries for part in parts), found, tail])
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +231,20 @@ def _json_list(elements: Sequence[str], indent: str) -> str:
 _ITEMS_MARK = "\x00items\x00"
 
 
-def json_document(document: dict[str, Any], items: Sequence[str]) -> bytes:
+def json_document(document: dict[str, Any], items: Sequence[EntryParts]) -> bytes:
     """`document` (with `items` left out) as `json.dumps(..., indent=2)` writes it with its
     items, which `json_item` wrote."""
     marked = {**document, "items": _ITEMS_MARK}
     text = json.dumps(marked, ensure_ascii=False, indent=2)
-    listed = "[\n" + ",\n".join(items) + "\n  ]" if items else "[]"
-    return (text.replace(json.dumps(_ITEMS_MARK), listed, 1) + "\n").encode()
+    head, found, tail = text.partition(json.dumps(_ITEMS_MARK))
+    if not found:
+        raise ValueError("no items in the document")
+    if not items:
+        return (head + "[]" + tail + "\n").encode()
+    pieces = [head.encode(), b"[\n"]
+    for index, parts in enumerate(items):
+        if index:
+            pieces.append(b",\n")
+        pieces += parts
+    pieces += (b"\n  ]", tail.encode(), b"\n")
+    return b"".join(pieces)

@@ -597,11 +597,12 @@ class _AgencyParts:
 
 
 class _Rendered:
-    """An entry, the page's paragraphs of its text, and its Atom and RSS text once
-    written. An agency's entry is the story's with another id: its text is the story's
-    entry's with the id swapped (the content, escaped, cannot hold the id's markup)."""
+    """An entry, the page's paragraphs of its text, and its Atom, RSS and JSON Feed text
+    once written (encoded, in `entries.EntryParts`). An agency's entry is the story's with
+    another id: its text is the story's entry's with the id swapped (the content, escaped,
+    cannot hold the id's markup)."""
 
-    __slots__ = ("_atom", "_rss", "base", "entry", "paragraphs", "story")
+    __slots__ = ("_atom", "_json", "_rss", "base", "entry", "paragraphs", "story")
 
     def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str],
                  base: _Rendered | None = None) -> None:
@@ -609,8 +610,9 @@ class _Rendered:
         self.entry = entry
         self.paragraphs = paragraphs
         self.base = base
-        self._atom: str | None = None
-        self._rss: str | None = None
+        self._atom: entries.EntryParts | None = None
+        self._rss: entries.EntryParts | None = None
+        self._json: entries.EntryParts | None = None
 
     @classmethod
     def of(cls, story: Story, site: Site, page: str,
@@ -636,23 +638,31 @@ class _Rendered:
             creator=xml_safe(", ".join(p.name for p in parts)),
         ), paragraphs)
 
-    def atom(self) -> str:
+    def atom(self) -> entries.EntryParts:
         if self._atom is None:
             if self.base is None:
-                self._atom = entries.atom_entry(self.entry)
+                self._atom = entries.atom_parts(entries.atom_entry(self.entry), self.entry.guid)
             else:
-                self._atom = entries.atom_with_id(self.base.atom(), self.base.entry.guid,
-                                                  self.entry.guid)
+                self._atom = entries.with_id(self.base.atom(), entries.xml_text(self.entry.guid))
         return self._atom
 
-    def rss(self) -> str:
+    def rss(self) -> entries.EntryParts:
         if self._rss is None:
             if self.base is None:
-                self._rss = entries.rss_item(self.entry)
+                self._rss = entries.rss_parts(entries.rss_item(self.entry), self.entry.guid)
             else:
-                self._rss = entries.rss_with_guid(self.base.rss(), self.base.entry.guid,
-                                                  self.entry.guid)
+                self._rss = entries.with_id(self.base.rss(), entries.xml_text(self.entry.guid))
         return self._rss
+
+    def json(self, site: Site) -> entries.EntryParts:
+        if self._json is None:
+            if self.base is None:
+                self._json = entries.json_parts(_json_item(self.story, self.entry, site),
+                                                self.entry.guid)
+            else:
+                self._json = entries.with_id(self.base.json(site),
+                                             entries.json_id(self.entry.guid))
+        return self._json
 
 
 def render_atom_and_rss(feed: FeedPlan, site: Site,
@@ -667,10 +677,10 @@ def _atom_and_rss(feed: FeedPlan, site: Site,
     updated = max((r.entry.updated for r in rendered), default=NO_STORIES_DATE)
     fg = _generator(feed, site, updated)
     head: bytes = fg.atom_str(pretty=True)
-    atom = entries.splice(head, b"</feed>", [r.atom() for r in rendered])
+    atom = entries.splice(head, b"</feed>", (r.atom() for r in rendered))
     _links(fg, feed, site, "rss")
     head = fg.rss_str(pretty=True)
-    rss = entries.splice(head, b"  </channel>", [r.rss() for r in rendered])
+    rss = entries.splice(head, b"  </channel>", (r.rss() for r in rendered))
     return atom, rss
 
 
@@ -695,8 +705,7 @@ def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) ->
     }
     if site.hubs:
         document["hubs"] = [{"type": "WebSub", "url": hub} for hub in site.hubs]
-    return entries.json_document(document, [_json_item(r.story, r.entry, site)
-                                            for r in rendered])
+    return entries.json_document(document, [r.json(site) for r in rendered])
 
 
 def _json_item(story: Story, entry: entries.Entry, site: Site) -> str:

@@ -15,8 +15,9 @@ accents. Commas between terms are allowed for readability (`any(ransomware, DDoS
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from aggregator.gazetteer import COUNTRY_PHRASES, fold
 
@@ -224,13 +225,20 @@ def parse_query(query: str) -> Term:
     return _Parser(query).parse()
 
 
+_WORD_BYTES = bytes(
+    byte if byte >= 0x80 or chr(byte).isalnum() or chr(byte) == "_" else ord(" ")
+    for byte in range(256)
+).lower()
+"""UTF-8 bytes as `_words` reads them: ASCII letters lowered, the ASCII characters `\\w`
+does not match made spaces, the bytes of every other character kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoryFacts:
     """What a query looks at in a story: its words, agencies and countries."""
 
     words_text: str
     """Every folded word of the story's titles and texts, padded and joined by spaces."""
-    words: frozenset[str]
     agencies: frozenset[str]
     countries: frozenset[str]
 
@@ -238,20 +246,39 @@ class StoryFacts:
     def of(cls, texts: Iterable[str], agencies: Iterable[str],
            countries: Iterable[str]) -> StoryFacts:
         """Facts from raw texts (folded and split here)."""
-        words: list[str] = []
-        for text in texts:
-            if text.isascii():
-                # Folding ASCII is lowering it, and lowering moves no word boundary.
-                words += _WORD.findall(text.lower())
+        # No word spans a line break: the texts are read as one.
+        words = _words("\n".join(texts))
+        return cls(f" {' '.join(words)} ", frozenset(agencies), frozenset(countries))
+
+    @property
+    def words(self) -> frozenset[str]:
+        """Every folded word of the story."""
+        return frozenset(self.words_text.split())
+
+
+def _words(text: str) -> list[str]:
+    """The `\\w+` words of a text, folded (`gazetteer.fold`), in order."""
+    # A byte table lowers and splits ASCII at C speed; the text round-trips whatever it
+    # holds (lone surrogates included), since only ASCII bytes change.
+    spaced = text.encode("utf-8", "surrogatepass").translate(_WORD_BYTES).decode(
+        "utf-8", "surrogatepass")
+    words = spaced.split()
+    if spaced.isascii():
+        return words
+    # A word with other characters is read again as the pattern reads it (a dash or a
+    # quotation mark splits it) and folded: its ASCII letters are lowered already, which
+    # folding would do anyway.
+    result: list[str] = []
+    for word in words:
+        if word.isascii():
+            result.append(word)
+            continue
+        for part in _WORD.findall(word):
+            if part.isascii():
+                result.append(part)
             else:
-                # Split first, then fold each word: `fold` caches words, and news repeats them.
-                for word in _WORD.findall(text):
-                    if word.isascii():
-                        words.append(word.lower())
-                    else:
-                        words += _folded(word)
-        return cls(f" {' '.join(words)} ", frozenset(words), frozenset(agencies),
-                   frozenset(countries))
+                result += _folded(part)
+    return result
 
 
 def _folded(word: str) -> list[str]:
@@ -262,21 +289,36 @@ def _folded(word: str) -> list[str]:
 
 def matches(term: Term, facts: StoryFacts) -> bool:
     """Whether a story with these facts matches the query (pure)."""
+    return matcher(term)(facts)
+
+
+@cache
+def matcher(term: Term) -> Callable[[StoryFacts], bool]:
+    """The query as a function of a story's facts (made once per query: topics are matched
+    against every story)."""
     match term:
+        case Word(text, prefix) if text and text.split() == [text]:
+            # Words are whole and space-separated in `words_text`, padded at both ends.
+            needle = f" {text}" if prefix else f" {text} "
+            return lambda facts: needle in facts.words_text
         case Word(text, False):
-            return text in facts.words
+            return lambda facts: text in facts.words
         case Word(text, True):
-            return any(w.startswith(text) for w in facts.words)
+            return lambda facts: any(w.startswith(text) for w in facts.words)
         case Phrase(words):
-            return f" {' '.join(words)} " in facts.words_text
+            phrase = f" {' '.join(words)} "
+            return lambda facts: phrase in facts.words_text
         case AgencyIs(slug):
-            return slug in facts.agencies
+            return lambda facts: slug in facts.agencies
         case CountryIs(code):
-            return code in facts.countries
+            return lambda facts: code in facts.countries
         case Not(inner):
-            return not matches(inner, facts)
+            negated = matcher(inner)
+            return lambda facts: not negated(facts)
         case AnyOf(terms):
-            return any(matches(t, facts) for t in terms)
+            alternatives = tuple(matcher(t) for t in terms)
+            return lambda facts: any(m(facts) for m in alternatives)
         case AllOf(terms):
-            return all(matches(t, facts) for t in terms)
+            required = tuple(matcher(t) for t in terms)
+            return lambda facts: all(m(facts) for m in required)
     raise TypeError(f"not a query term: {term!r}")
