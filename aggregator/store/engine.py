@@ -178,17 +178,20 @@ def insert_new(
     head = f"INSERT INTO {_quoted(conn, table.name)} ({_column_list(conn, columns)}) VALUES "
     tail = f" ON CONFLICT ({_quoted(conn, key)}) DO NOTHING RETURNING {_quoted(conn, key)}"
     converted = _converted(conn, table, columns, rows)
+    statements: dict[int, str] = {}  # by rows per statement: every batch but the last is full
     inserted: list[Any] = []
     for start in range(0, len(converted), _ROWS_PER_STATEMENT):
         batch = converted[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join(f"({_marks(conn, len(columns), first=n * len(columns))})"
-                           for n in range(len(batch)))
+        if len(batch) not in statements:
+            statements[len(batch)] = head + ", ".join(
+                f"({_marks(conn, len(columns), first=n * len(columns))})"
+                for n in range(len(batch))) + tail
         flat = tuple(value for row in batch for value in row)
         if conn.dialect.paramstyle == "named":
-            result = conn.exec_driver_sql(head + values + tail,
+            result = conn.exec_driver_sql(statements[len(batch)],
                                           {f"c{i + 1}": v for i, v in enumerate(flat)})
         else:
-            result = conn.exec_driver_sql(head + values + tail, flat)
+            result = conn.exec_driver_sql(statements[len(batch)], flat)
         inserted.extend(result.scalars())
     return inserted
 
@@ -219,11 +222,17 @@ def _converted(conn: Connection, table: sa.Table, columns: Sequence[str],
                   if processor is not None]
     if not processors:
         return rows
+    # Rows share values (a run's first-seen time, a day's dates): each is converted once.
+    done: list[dict[Any, Any]] = [{} for _ in processors]
     result: list[tuple[Any, ...]] = []
     for row in rows:
         values = list(row)
-        for index, processor in processors:
-            values[index] = processor(values[index])
+        for (index, processor), seen in zip(processors, done, strict=True):
+            value = values[index]
+            if value in seen:
+                values[index] = seen[value]
+            else:
+                values[index] = seen[value] = processor(value)
         result.append(tuple(values))
     return result
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 from itertools import islice
 
 import sqlalchemy as sa
@@ -73,7 +74,8 @@ def write_index(conn: Connection, plan: StoryPlan) -> None:
     if plan.index_rows is None:
         return
     rows = iter(plan.index_rows())
-    while batch := [(key_hash(key), item_id, day)
+    hashed = cache(key_hash)  # a key is held by many items: hashed once
+    while batch := [(hashed(key), item_id, day)
                     for key, item_id, day in islice(rows, _KEY_ROWS_AT_ONCE)]:
         bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), batch)
 
