@@ -136,13 +136,108 @@ def bulk_insert(
 ) -> None:
     """Insert many plain rows through the driver's executemany: for the hundreds of
     thousands of index rows of a large first run, SQLAlchemy's per-row work would dominate.
-    Only for columns whose values need no conversion (ints, strings, None)."""
+    Values are converted as the columns' types convert them (dates, flags)."""
     if not rows:
         return
+    statement = (f"INSERT INTO {_quoted(conn, table.name)} ({_column_list(conn, columns)}) "
+                 f"VALUES ({_marks(conn, len(columns))})")
+    _execute_many(conn, statement, _converted(conn, table, columns, rows))
+
+
+def bulk_update(
+    conn: Connection, table: sa.Table, columns: Sequence[str], key: str,
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Set `columns` of many rows, each found by `key`: every row holds the new values in
+    the order of `columns`, then its key. The driver's executemany, as for `bulk_insert`."""
+    if not rows:
+        return
+    marks = _marks(conn, len(columns) + 1).split(", ")
+    assignments = ", ".join(f"{_quoted(conn, name)} = {mark}"
+                            for name, mark in zip(columns, marks, strict=False))
+    statement = (f"UPDATE {_quoted(conn, table.name)} SET {assignments} "
+                 f"WHERE {_quoted(conn, key)} = {marks[-1]}")
+    _execute_many(conn, statement, _converted(conn, table, (*columns, key), rows))
+
+
+_ROWS_PER_STATEMENT = 400
+"""Rows per multi-row INSERT: a few thousand parameters, under SQLite's and PostgreSQL's
+limits for the widest table."""
+
+
+def insert_new(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+    key: str,
+) -> list[Any]:
+    """Insert the rows whose `key` is not taken yet; return the keys actually inserted.
+
+    `insert_ignoring_conflicts` for many wide rows: multi-row VALUES built once per size,
+    values converted by the columns' types, without SQLAlchemy's per-row work."""
+    if not rows:
+        return []
+    head = f"INSERT INTO {_quoted(conn, table.name)} ({_column_list(conn, columns)}) VALUES "
+    tail = f" ON CONFLICT ({_quoted(conn, key)}) DO NOTHING RETURNING {_quoted(conn, key)}"
+    converted = _converted(conn, table, columns, rows)
+    statements: dict[int, str] = {}  # by rows per statement: every batch but the last is full
+    inserted: list[Any] = []
+    for start in range(0, len(converted), _ROWS_PER_STATEMENT):
+        batch = converted[start : start + _ROWS_PER_STATEMENT]
+        if len(batch) not in statements:
+            statements[len(batch)] = head + ", ".join(
+                f"({_marks(conn, len(columns), first=n * len(columns))})"
+                for n in range(len(batch))) + tail
+        flat = tuple(value for row in batch for value in row)
+        if conn.dialect.paramstyle == "named":
+            result = conn.exec_driver_sql(statements[len(batch)],
+                                          {f"c{i + 1}": v for i, v in enumerate(flat)})
+        else:
+            result = conn.exec_driver_sql(statements[len(batch)], flat)
+        inserted.extend(result.scalars())
+    return inserted
+
+
+def _quoted(conn: Connection, name: str) -> str:
+    quoted: str = conn.dialect.identifier_preparer.quote(name)
+    return quoted
+
+
+def _column_list(conn: Connection, columns: Sequence[str]) -> str:
+    return ", ".join(_quoted(conn, name) for name in columns)
+
+
+def _marks(conn: Connection, count: int, first: int = 0) -> str:
+    """`count` parameter markers in the driver's style, numbered from `first` + 1."""
     placeholder = {"qmark": "?", "numeric": ":{}", "named": ":c{}",
                    "format": "%s", "pyformat": "%s"}[conn.dialect.paramstyle]
-    marks = ", ".join(placeholder.format(i + 1) for i in range(len(columns)))
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    return ", ".join(placeholder.format(first + i + 1) for i in range(count))
+
+
+def _converted(conn: Connection, table: sa.Table, columns: Sequence[str],
+               rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+    """The rows with each value as the column's type binds it (as SQLAlchemy would)."""
+    dialect = conn.dialect
+    processors = [(index, processor) for index, name in enumerate(columns)
+                  for processor in (table.c[name].type.dialect_impl(dialect)
+                                    .bind_processor(dialect),)
+                  if processor is not None]
+    if not processors:
+        return rows
+    # Rows share values (a run's first-seen time, a day's dates): each is converted once.
+    done: list[dict[Any, Any]] = [{} for _ in processors]
+    result: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row)
+        for (index, processor), seen in zip(processors, done, strict=True):
+            value = values[index]
+            if value in seen:
+                values[index] = seen[value]
+            else:
+                values[index] = seen[value] = processor(value)
+        result.append(tuple(values))
+    return result
+
+
+def _execute_many(conn: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if conn.dialect.paramstyle == "named":
         conn.exec_driver_sql(statement, [{f"c{i + 1}": v for i, v in enumerate(row)}
                                          for row in rows])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
+from itertools import islice
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -69,14 +71,13 @@ def write_index(conn: Connection, plan: StoryPlan) -> None:
     if plan.keyed_items:
         for chunk in chunks(sorted(plan.keyed_items)):
             conn.execute(dedup_keys.delete().where(dedup_keys.c.item_id.in_(chunk)))
-    if plan.index_rows is not None:
-        rows: list[tuple[int, str, int | None]] = []
-        for key, item_id, day in plan.index_rows():
-            rows.append((key_hash(key), item_id, day))
-            if len(rows) >= _KEY_ROWS_AT_ONCE:
-                bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
-                rows = []
-        bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), rows)
+    if plan.index_rows is None:
+        return
+    rows = iter(plan.index_rows())
+    hashed = cache(key_hash)  # a key is held by many items: hashed once
+    while batch := [(hashed(key), item_id, day)
+                    for key, item_id, day in islice(rows, _KEY_ROWS_AT_ONCE)]:
+        bulk_insert(conn, dedup_keys, ("key", "item_id", "day"), batch)
 
 
 def key_hash(key: str) -> int:

@@ -13,7 +13,7 @@ from aggregator import identity
 from aggregator.identity import StoredIdentity, content_key
 from aggregator.model import Item, StoredItem
 from aggregator.store.api import ReconcileResult
-from aggregator.store.engine import SqlBase, bump_generation, chunks, insert_ignoring_conflicts
+from aggregator.store.engine import SqlBase, bump_generation, chunks, insert_new
 from aggregator.store.schema import items, stories
 
 
@@ -78,7 +78,7 @@ class ItemTables(SqlBase):
             gone = [r.item_id for r in stored if r.item_id not in matched_ids and r.present]
             # Ids are pure functions of identity: a taken id means another source or node
             # stored this very item already, so it is not new here.
-            inserted = set(insert_ignoring_conflicts(conn, items, new_rows, "item_id"))
+            inserted = set(insert_new(conn, items, _NEW_ROW_COLUMNS, new_rows, "item_id"))
             new_positions = [i for i in unmatched if proposed[i] in inserted]
             if changed_rows:
                 conn.execute(
@@ -227,13 +227,22 @@ def _item_values(item: Item) -> dict[str, Any]:
     }
 
 
+_NEW_ROW_COLUMNS = (
+    "source_id", "origin", "position", "agency", "agency_label", "title", "title_key", "text",
+    "html", "truncated", "content_hash", "link", "guid", "published", "date_source",
+    "item_id", "first_seen", "digest", "entry_key", "present", "story_id", "features",
+)
+
+
 def _item_row(item: Item, item_id: str, now: datetime, features: str | None,
-              key: str) -> dict[str, Any]:
-    return {
-        **_item_values(item), "item_id": item_id, "first_seen": now,
-        "digest": identity.digest(item), "entry_key": key or None,
-        "present": True, "story_id": None, "features": features,
-    }
+              key: str) -> tuple[Any, ...]:
+    """A new item's row, its values in the order of `_NEW_ROW_COLUMNS`."""
+    return (
+        item.source_id, item.origin, item.position, item.agency, item.agency_label, item.title,
+        item.title_key, item.text, item.html, item.truncated, item.content_hash, item.link,
+        item.guid, item.published, item.date_source,
+        item_id, now, identity.digest(item), key or None, True, None, features,
+    )
 
 
 def _item_update(item: Item, item_id: str, digest: str, key: str) -> dict[str, Any]:

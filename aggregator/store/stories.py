@@ -14,7 +14,13 @@ from sqlalchemy.engine import Connection
 
 from aggregator.model import MatchNote, StoredItem, Story, date_span
 from aggregator.store.api import StoryPlan
-from aggregator.store.engine import SqlBase, bulk_insert, bump_generation, chunks
+from aggregator.store.engine import (
+    SqlBase,
+    bulk_insert,
+    bulk_update,
+    bump_generation,
+    chunks,
+)
 from aggregator.store.index import write_index
 from aggregator.store.items import ITEM_COLUMNS, stored_item
 from aggregator.store.schema import items, match_notes, stories, story_agencies
@@ -62,20 +68,10 @@ class StoryTables(SqlBase):
     def apply_stories(self, plan: StoryPlan) -> None:
         """Write dedup's decisions: memberships, story rows, notes, keys and features."""
         with self._tx() as conn:
-            memberships = [{"b_item_id": i, "story_id": story_id}
-                           for story_id, ids in plan.members.items() for i in ids]
-            if memberships:
-                conn.execute(
-                    items.update().where(items.c.item_id == sa.bindparam("b_item_id"))
-                    .values(story_id=sa.bindparam("story_id")),
-                    memberships,
-                )
-            if plan.features:
-                conn.execute(
-                    items.update().where(items.c.item_id == sa.bindparam("b_item_id"))
-                    .values(features=sa.bindparam("features")),
-                    [{"b_item_id": k, "features": v} for k, v in plan.features.items()],
-                )
+            bulk_update(conn, items, ("story_id",), "item_id",
+                        [(story_id, i) for story_id, ids in plan.members.items() for i in ids])
+            bulk_update(conn, items, ("features",), "item_id",
+                        [(v, k) for k, v in plan.features.items()])
             changed_stories = self._write_stories(conn, plan.members)
             if plan.notes:
                 noted = sorted({n.item_id for n in plan.notes})
@@ -100,25 +96,21 @@ class StoryTables(SqlBase):
         for chunk in chunks(touched):
             conn.execute(stories.delete().where(stories.c.story_id.in_(chunk)))
             conn.execute(story_agencies.delete().where(story_agencies.c.story_id.in_(chunk)))
-        story_rows, agency_rows = [], []
+        story_rows: list[tuple[str, str, datetime, datetime, int]] = []
+        agency_rows: list[tuple[str, str, datetime]] = []
         for story_id in touched:
             ids = members[story_id]
             if not ids:
                 continue
             rows = [dates[i] for i in ids]
             published, updated = date_span(rows)
-            story_rows.append({
-                "story_id": story_id, "canonical_item_id": ids[0],
-                "published": published, "updated": updated, "size": len(ids),
-            })
+            story_rows.append((story_id, ids[0], published, updated, len(ids)))
             for agency in dict.fromkeys(r.agency for r in rows):
                 mine = [r for r in rows if r.agency == agency]
-                agency_rows.append({
-                    "story_id": story_id, "agency": agency, "published": date_span(mine)[0],
-                })
-        if story_rows:
-            conn.execute(stories.insert(), story_rows)
-            conn.execute(story_agencies.insert(), agency_rows)
+                agency_rows.append((story_id, agency, date_span(mine)[0]))
+        bulk_insert(conn, stories, ("story_id", "canonical_item_id", "published", "updated",
+                                    "size"), story_rows)
+        bulk_insert(conn, story_agencies, ("story_id", "agency", "published"), agency_rows)
         return len(story_rows)
 
     def top_stories(self, limit: int, agency: str | None = None) -> list[Story]:
