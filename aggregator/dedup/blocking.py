@@ -348,13 +348,13 @@ class Index:
             if key in common:
                 continue
             cap = _BROAD_KEY_CAP if key[0] in _BROAD_KINDS else key_cap
-            undated = undated_postings.get(key, ())
-            if type(undated) is int:
-                undated = (undated,)
+            unplaced = undated_postings.get(key)
+            undated: Sequence[int] = (() if unplaced is None else (unplaced,)
+                                      if isinstance(unplaced, int) else unplaced)
             held = dated.get(key)
             if held is None:
                 near: Sequence[int] = ()
-            elif type(held) is int:
+            elif isinstance(held, int):
                 near = (held,) if span is None or span[0] <= held <= span[1] else ()
             elif span is None:
                 near = held
