@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aggregator.config import DedupConfig
 from aggregator.dedup import rarity
-from aggregator.dedup.compare import operation_names, specificity, specificity_totals
+from aggregator.dedup.compare import operation_names, specificity, specificity_totals, values_of
 from aggregator.dedup.features import MIN_PREFIX, Features
 
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
@@ -183,7 +183,7 @@ class Index:
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
     kind_weights: dict[str, _KindWeights] = field(default_factory=dict)
-    """Kind -> value -> the weight of the key around the focus (`weights`, by value)."""
+    """Kind -> value -> the weight of the key around the focus (as `weight` gives it)."""
     counts: dict[str, int] = field(default_factory=dict)
     """Postings near the focus (dated in its window, or undated) per key, as counted."""
     span: tuple[int, int] | None = None
@@ -332,19 +332,26 @@ class Index:
     def candidates(self, f: Features, keys: Sequence[str], limit: int) -> list[int]:
         """The indexed items (slots) sharing the most rarity-weighted keys with `f`: the
         ranking of `best_candidates`, summed straight from the postings (every new item
-        ranks its candidates, and most of their postings are a few ints)."""
+        ranks its candidates: this loop is hot, hence the local names)."""
         focused = f is self.around
         span = self.span if focused else self._span(f)
         counts = self.counts
+        common = self.common
+        dated = self.dated
+        undated_postings = self.undated
+        key_cap = self.key_cap
         # A cold run's index holds every item near `f`: what it counts is the frequency.
         counted_is_frequency = not self.known_slots and not self.stored_counts
         scores: dict[int, float] = {}
         get = scores.get
         for key in keys:
-            if key in self.common:
+            if key in common:
                 continue
-            held = self.dated.get(key)
-            undated = self._undated(key)
+            cap = _BROAD_KEY_CAP if key[0] in _BROAD_KINDS else key_cap
+            unplaced = undated_postings.get(key)
+            undated: Sequence[int] = (() if unplaced is None else (unplaced,)
+                                      if isinstance(unplaced, int) else unplaced)
+            held = dated.get(key)
             if held is None:
                 near: Sequence[int] = ()
             elif isinstance(held, int):
@@ -356,7 +363,7 @@ class Index:
                 hi = bisect.bisect_right(held, span[1])
                 # Counted before listed: a broad key's postings are never copied (a later
                 # run's count, with the store's holders, is no smaller).
-                if not useful(key, hi - lo + len(undated), self.key_cap):
+                if hi - lo + len(undated) > cap:
                     if focused:
                         counts[key] = hi - lo + len(undated)
                     continue
@@ -368,7 +375,7 @@ class Index:
                 continue
             # Counted with the store's holders: a later run's index holds a neighbourhood.
             frequency = count if counted_is_frequency else self.frequency(key, f)
-            if not useful(key, frequency, self.key_cap):
+            if not 0 < frequency <= cap:  # `useful`
                 continue
             # Summed key by key, each key's holders in slot order: `best_candidates`'s sums.
             weight = key_weight(key, frequency)
@@ -381,8 +388,10 @@ class Index:
 
 
 class _KindWeights(dict[str, float]):
-    """Value -> the weight of the key `kind + value` around an index's focus, each computed
-    on first use (through `Index.weight`, whose cache it shares)."""
+    """Value -> the weight of the key `kind + value` around an index's focus (as
+    `Index.weight` gives it), for each of the focus's values of that kind: the values a
+    comparison shares are the focus's, and filling the table at once costs less than
+    computing each on its first use."""
 
     __slots__ = ("index", "kind")
 
@@ -390,8 +399,17 @@ class _KindWeights(dict[str, float]):
         super().__init__()
         self.index = index
         self.kind = kind
+        around = index.around
+        assert around is not None
+        near = index.around_keys
+        for value in values_of(around, kind):
+            key = kind + value
+            self[value] = (rarity.local(index.frequency(key, around)) * specificity(key)
+                           if key in near else specificity(key))
 
     def __missing__(self, value: str) -> float:
+        # A value the focus does not hold (a caller's own set): weighed as `Index.weight`
+        # weighs it, not its neighbour's.
         index = self.index
         assert index.around is not None
         weight = self[value] = index.weight(self.kind + value, index.around)
