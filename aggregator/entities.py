@@ -70,8 +70,8 @@ _OPERATION_WORDS = ("Operation", "Op.", "Project", "Action")
 _PHASE_WORD = re.compile(
     r"\b(?P<ordinal>first|second|third|fourth|fifth|sixth|1st|2nd|3rd|4th|5th|6th|new|next|"
     r"latest)\s+(?:phase|wave|edition|round|stage)\b",
-    re.IGNORECASE,
 )
+"""Read in a `caseless` text, as `_MEETING_DAY` (case-sensitive matching is the cheaper scan)."""
 _ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50}
 _ORDINAL_VALUES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
                    "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
@@ -80,13 +80,13 @@ _GATHERING = r"(?:meeting|meetings|assembly|summit|conference|session|ministeria
 _MEETING_DAY: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:first|opening)\s+day\b|\bday\s+(?:one|1)\b|\bopening\s+(?:session\b|of\s+"
                 rf"(?:the|its|their)\b)|\bfor\s+the\s+opening\s+of\b|\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:opens|opened|kicks?\s+off|"
-                r"kicked\s+off)\b", re.I), "1"),
-    (re.compile(r"\bsecond\s+day\b|\bday\s+(?:two|2)\b", re.I), "2"),
-    (re.compile(r"\bthird\s+day\b|\bday\s+(?:three|3)\b", re.I), "3"),
+                r"kicked\s+off)\b"), "1"),
+    (re.compile(r"\bsecond\s+day\b|\bday\s+(?:two|2)\b"), "2"),
+    (re.compile(r"\bthird\s+day\b|\bday\s+(?:three|3)\b"), "3"),
     (re.compile(r"\b(?:final|last|closing|concluding)\s+day\b|"
                 rf"\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:concludes|concluded|closes|closed|wraps?\s+up|"
                 rf"wrapped\s+up|ends|ended)\b|\b(?:conclude[sd]?|wrap(?:s|ped)?\s+up|close[sd]?)\s+"
-                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I),
+                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}"),
      "last"),
 ]
 _MEETING_DAY_WORDS = [("day", "open", "kick"), ("day",), ("day",),
@@ -358,7 +358,7 @@ def operations(text: str) -> set[str]:
         phase = match.group("phase")
         if phase is None and not phase_read:
             # Read only for an operation without a phase of its own: most texts name none.
-            phase_word, phase_read = _PHASE_WORD.search(text), True
+            phase_word, phase_read = _PHASE_WORD.search(caseless(text)), True
         if phase is not None:
             found.add(f"{name}|{_phase_value(phase)}")
         elif phase_word is not None:
@@ -392,6 +392,6 @@ def meeting_day(text: str) -> str | None:
     """Which day of a multi-day meeting the text reports ("1", "2", "3", "last"), if it says."""
     lowered = caseless(text)
     for (pattern, day), words in zip(_MEETING_DAY, _MEETING_DAY_WORDS, strict=True):
-        if any(word in lowered for word in words) and pattern.search(text):
+        if any(word in lowered for word in words) and pattern.search(lowered):
             return day
     return None

@@ -118,22 +118,20 @@ def _matches(words: Sequence[str],
     """The terms of `table` in `words`, left to right, longest first, not overlapping."""
     starts = _starts(id(table), table)
     found: list[tuple[tuple[str, ...], str]] = []
-    index = 0
     count = len(words)
-    while index < count:
-        reach = starts.get(words[index])
-        if reach is not None:
-            for size in range(min(reach, count - index), 0, -1):
-                key = tuple(words[index : index + size])
-                label = table.get(key)
-                if label is not None:
-                    found.append((key, label))
-                    index += size
-                    break
-            else:
-                index += 1
-        else:
-            index += 1
+    free = 0
+    # Only the words that start a term are tried (most words start none, and one quick pass
+    # finds those that do); a term found covers its words, which start no other.
+    for index in [at for at, word in enumerate(words) if word in starts]:
+        if index < free:
+            continue
+        for size in range(min(starts[words[index]], count - index), 0, -1):
+            key = tuple(words[index : index + size])
+            label = table.get(key)
+            if label is not None:
+                found.append((key, label))
+                free = index + size
+                break
     return found
 
 
