@@ -216,11 +216,14 @@ _UPPER_LETTER = re.compile(f"[{_UPPER}]")
 _CAPITALIZED_WORD = rf"(?:[{_UPPER}]|[a-z]'[{_UPPER}])[\w'’-]*"
 # A run of capitalized words, joined by single spaces or hyphens, with lowercase particles
 # inside ("Recep Tayyip Erdoğan", "Côte d'Ivoire", "Abu Bakr al Baghdadi").
-_RUN = re.compile(
-    rf"(?<![\w'’]){_CAPITALIZED_WORD}"
-    rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*"
-    rf"{_CAPITALIZED_WORD})*"
-)
+_MORE_WORDS = (rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*"
+               rf"{_CAPITALIZED_WORD})*")
+_RUN = re.compile(rf"(?<![\w'’]){_CAPITALIZED_WORD}{_MORE_WORDS}")
+# `_RUN` for a text where no run can open with "d'I" (no apostrophe before a capital): it
+# opens with a capital, and the test on the character before follows it, so that the scan
+# skips to capitals (a pattern that opens with a character class is searched for it first).
+_CAPITAL_RUN = re.compile(rf"[{_UPPER}](?<![\w'’].)[\w'’-]*{_MORE_WORDS}")
+_APOSTROPHE_CAPITAL = re.compile(rf"'[{_UPPER}]")
 _SENTENCE_BREAK = re.compile(r"(?:^|[.!?:;]|\n)[\s\"“‘(\[]*$")
 _LAST_WORD = re.compile(r"([\w]+)\W*$")
 
@@ -238,7 +241,8 @@ def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
     if not names_reliable:
         text = text.title()
     text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
-    for run in _RUN.finditer(text):
+    runs = _RUN if "'" in text and _APOSTROPHE_CAPITAL.search(text) else _CAPITAL_RUN
+    for run in runs.finditer(text):
         names, codes, lone = _read_run(run.group())
         # Only a lone word that is a name needs to know whether it opens a sentence.
         initial = lone and bool(names) and _opens_sentence(text, run.start())
