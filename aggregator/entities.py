@@ -157,7 +157,7 @@ def content_words(text: str) -> list[str]:
 
 def content_words_of(tokens: Iterable[str]) -> list[str]:
     """`content_words` of a text already split into `WORD` tokens."""
-    return [w for w in map(_content_word, tokens) if w]
+    return list(filter(None, map(_content_word, tokens)))
 
 
 @lru_cache(maxsize=262_144)

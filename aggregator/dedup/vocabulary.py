@@ -62,7 +62,7 @@ def words_of(text: str) -> list[str]:
 
 def words_of_tokens(tokens: Iterable[str]) -> list[str]:
     """`words_of` a text already split into `WORD` tokens."""
-    return [_word(w) for w in tokens]
+    return list(map(_word, tokens))
 
 
 @lru_cache(maxsize=262_144)
