@@ -236,7 +236,7 @@ def clean_text(text: str) -> str:
     text = _SPACE_LIKE.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     paragraphs: list[list[str]] = [[]]
     for raw_line in text.split("\n"):
-        line = _MULTI_SPACE.sub(" ", raw_line).strip()
+        line = (_MULTI_SPACE.sub(" ", raw_line) if "  " in raw_line else raw_line).strip()
         if not line:
             if paragraphs[-1]:
                 paragraphs.append([])
