@@ -308,14 +308,14 @@ def day_number(moment: datetime) -> int:
 
 def _opening(lead: str) -> str:
     """The first paragraphs, up to about 700 characters: what the story is about."""
-    taken: list[str] = []
-    size = 0
-    for paragraph in lead.split("\n\n"):
-        taken.append(paragraph)
-        size += len(paragraph)
+    size = start = 0
+    # Paragraph by paragraph, without splitting the rest of the lead.
+    while (end := lead.find("\n\n", start)) != -1:
+        size += end - start
         if size >= _OPENING_CHARS:
-            break
-    return "\n\n".join(taken)
+            return lead[:end]
+        start = end + 2
+    return lead
 
 
 def _folded_prefix(text: str, *, truncated: bool) -> str:

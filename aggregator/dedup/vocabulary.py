@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from itertools import compress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -120,9 +121,9 @@ def _matches(words: Sequence[str],
     found: list[tuple[tuple[str, ...], str]] = []
     count = len(words)
     free = 0
-    # Only the words that start a term are tried (most words start none, and one quick pass
+    # Only the words that start a term are tried (most words start none, and one pass in C
     # finds those that do); a term found covers its words, which start no other.
-    for index in [at for at, word in enumerate(words) if word in starts]:
+    for index in compress(range(count), map(starts.__contains__, words)):
         if index < free:
             continue
         for size in range(min(starts[words[index]], count - index), 0, -1):
