@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-from itertools import compress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from itertools import compress
 
 from aggregator.entities import WORD, stem
 from aggregator.gazetteer import caseless, fold
