@@ -175,7 +175,12 @@ def _content_word(token: str) -> str:
 
 def title_cased(title: str) -> bool:
     """True when nearly every longer word is capitalized ("Chairman Hosts Australian Chief")."""
-    words = [w for w in WORD.findall(title) if len(w) >= 4]
+    return title_cased_tokens(WORD.findall(title))
+
+
+def title_cased_tokens(tokens: Iterable[str]) -> bool:
+    """`title_cased` of a title already split into `WORD` tokens."""
+    words = [w for w in tokens if len(w) >= 4]
     return len(words) >= 3 and sum(w[0].isupper() for w in words) > 0.8 * len(words)
 
 
@@ -387,9 +392,14 @@ def _phase_value(phase: str) -> str:
 def crime_types(text: str) -> set[str]:
     """The kinds of crime a (title) text is about: drugs, cyber, fraud, firearms, ..."""
     kinds = {_CRIME_OF[w] for w in (fold(t) for t in WORD.findall(text)) if w in _CRIME_OF}
-    if re.search(r"\btrafficking in human beings\b|\bhuman trafficking\b", text, re.I):
+    lowered = caseless(text)
+    if "trafficking" in lowered and _HUMAN_TRAFFICKING.search(lowered):
         kinds.add("trafficking-people")
     return kinds
+
+
+_HUMAN_TRAFFICKING = re.compile(r"\btrafficking in human beings\b|\bhuman trafficking\b")
+"""Read in a `caseless` text."""
 
 
 def meeting_day(text: str) -> str | None:
