@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from aggregator.gazetteer import caseless
+
 PUBLISH_HOUR = time(12, 0, tzinfo=UTC)
 """Text dates carry no time of day; noon UTC keeps the calendar day in most time zones."""
 
@@ -93,8 +95,8 @@ text has none."""
 _REFERENCE_WORDS = re.compile(
     r"(?:since|until|till|before|after|by|from|dated|as of|in force|effective|"
     r"expires?|deadline|born)\s*\(?\s*$",
-    re.IGNORECASE,
 )
+"""Read in a `caseless` text (case-sensitive matching is the cheaper scan)."""
 _LOOKBACK = 24
 _WEEKDAY_YEARS = 12
 """How many years back a weekday-pinned date may lie."""
@@ -190,7 +192,7 @@ def _stated(
         end=end,
         offset=start_offset,
         has_weekday=weekday is not None,
-        is_reference=bool(_REFERENCE_WORDS.search(lookback)) and start == end,
+        is_reference=bool(_REFERENCE_WORDS.search(caseless(lookback))) and start == end,
     )
 
 

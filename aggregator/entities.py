@@ -70,8 +70,8 @@ _OPERATION_WORDS = ("Operation", "Op.", "Project", "Action")
 _PHASE_WORD = re.compile(
     r"\b(?P<ordinal>first|second|third|fourth|fifth|sixth|1st|2nd|3rd|4th|5th|6th|new|next|"
     r"latest)\s+(?:phase|wave|edition|round|stage)\b",
-    re.IGNORECASE,
 )
+"""Read in a `caseless` text, as `_MEETING_DAY` (case-sensitive matching is the cheaper scan)."""
 _ROMAN = {"i": 1, "v": 5, "x": 10, "l": 50}
 _ORDINAL_VALUES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
                    "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6}
@@ -80,13 +80,13 @@ _GATHERING = r"(?:meeting|meetings|assembly|summit|conference|session|ministeria
 _MEETING_DAY: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:first|opening)\s+day\b|\bday\s+(?:one|1)\b|\bopening\s+(?:session\b|of\s+"
                 rf"(?:the|its|their)\b)|\bfor\s+the\s+opening\s+of\b|\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:opens|opened|kicks?\s+off|"
-                r"kicked\s+off)\b", re.I), "1"),
-    (re.compile(r"\bsecond\s+day\b|\bday\s+(?:two|2)\b", re.I), "2"),
-    (re.compile(r"\bthird\s+day\b|\bday\s+(?:three|3)\b", re.I), "3"),
+                r"kicked\s+off)\b"), "1"),
+    (re.compile(r"\bsecond\s+day\b|\bday\s+(?:two|2)\b"), "2"),
+    (re.compile(r"\bthird\s+day\b|\bday\s+(?:three|3)\b"), "3"),
     (re.compile(r"\b(?:final|last|closing|concluding)\s+day\b|"
                 rf"\b{_GATHERING}(?:\s+\d{{4}})?\s+(?:concludes|concluded|closes|closed|wraps?\s+up|"
                 rf"wrapped\s+up|ends|ended)\b|\b(?:conclude[sd]?|wrap(?:s|ped)?\s+up|close[sd]?)\s+"
-                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}", re.I),
+                rf"(?:(?:the|their|its|two|three)\s+)*(?:days?\s+of\s+)?{_GATHERING}"),
      "last"),
 ]
 _MEETING_DAY_WORDS = [("day", "open", "kick"), ("day",), ("day",),
@@ -157,7 +157,7 @@ def content_words(text: str) -> list[str]:
 
 def content_words_of(tokens: Iterable[str]) -> list[str]:
     """`content_words` of a text already split into `WORD` tokens."""
-    return [w for w in map(_content_word, tokens) if w]
+    return list(filter(None, map(_content_word, tokens)))
 
 
 @lru_cache(maxsize=262_144)
@@ -175,7 +175,12 @@ def _content_word(token: str) -> str:
 
 def title_cased(title: str) -> bool:
     """True when nearly every longer word is capitalized ("Chairman Hosts Australian Chief")."""
-    words = [w for w in WORD.findall(title) if len(w) >= 4]
+    return title_cased_tokens(WORD.findall(title))
+
+
+def title_cased_tokens(tokens: Iterable[str]) -> bool:
+    """`title_cased` of a title already split into `WORD` tokens."""
+    words = [w for w in tokens if len(w) >= 4]
     return len(words) >= 3 and sum(w[0].isupper() for w in words) > 0.8 * len(words)
 
 
@@ -216,11 +221,14 @@ _UPPER_LETTER = re.compile(f"[{_UPPER}]")
 _CAPITALIZED_WORD = rf"(?:[{_UPPER}]|[a-z]'[{_UPPER}])[\w'’-]*"
 # A run of capitalized words, joined by single spaces or hyphens, with lowercase particles
 # inside ("Recep Tayyip Erdoğan", "Côte d'Ivoire", "Abu Bakr al Baghdadi").
-_RUN = re.compile(
-    rf"(?<![\w'’]){_CAPITALIZED_WORD}"
-    rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*"
-    rf"{_CAPITALIZED_WORD})*"
-)
+_MORE_WORDS = (rf"(?:(?:[ \t]+|[ \t]*-[ \t]*)(?:(?:{'|'.join(sorted(_CONNECTORS))})[ \t]+)*"
+               rf"{_CAPITALIZED_WORD})*")
+_RUN = re.compile(rf"(?<![\w'’]){_CAPITALIZED_WORD}{_MORE_WORDS}")
+# `_RUN` for a text where no run can open with "d'I" (no apostrophe before a capital): it
+# opens with a capital, and the test on the character before follows it, so that the scan
+# skips to capitals (a pattern that opens with a character class is searched for it first).
+_CAPITAL_RUN = re.compile(rf"[{_UPPER}](?<![\w'’].)[\w'’-]*{_MORE_WORDS}")
+_APOSTROPHE_CAPITAL = re.compile(rf"'[{_UPPER}]")
 _SENTENCE_BREAK = re.compile(r"(?:^|[.!?:;]|\n)[\s\"“‘(\[]*$")
 _LAST_WORD = re.compile(r"([\w]+)\W*$")
 
@@ -238,7 +246,8 @@ def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
     if not names_reliable:
         text = text.title()
     text = text.replace("U.S.", "US").replace("U.K.", "UK").replace("’", "'")
-    for run in _RUN.finditer(text):
+    runs = _RUN if "'" in text and _APOSTROPHE_CAPITAL.search(text) else _CAPITAL_RUN
+    for run in runs.finditer(text):
         names, codes, lone = _read_run(run.group())
         # Only a lone word that is a name needs to know whether it opens a sentence.
         initial = lone and bool(names) and _opens_sentence(text, run.start())
@@ -358,7 +367,7 @@ def operations(text: str) -> set[str]:
         phase = match.group("phase")
         if phase is None and not phase_read:
             # Read only for an operation without a phase of its own: most texts name none.
-            phase_word, phase_read = _PHASE_WORD.search(text), True
+            phase_word, phase_read = _PHASE_WORD.search(caseless(text)), True
         if phase is not None:
             found.add(f"{name}|{_phase_value(phase)}")
         elif phase_word is not None:
@@ -383,15 +392,20 @@ def _phase_value(phase: str) -> str:
 def crime_types(text: str) -> set[str]:
     """The kinds of crime a (title) text is about: drugs, cyber, fraud, firearms, ..."""
     kinds = {_CRIME_OF[w] for w in (fold(t) for t in WORD.findall(text)) if w in _CRIME_OF}
-    if re.search(r"\btrafficking in human beings\b|\bhuman trafficking\b", text, re.I):
+    lowered = caseless(text)
+    if "trafficking" in lowered and _HUMAN_TRAFFICKING.search(lowered):
         kinds.add("trafficking-people")
     return kinds
+
+
+_HUMAN_TRAFFICKING = re.compile(r"\btrafficking in human beings\b|\bhuman trafficking\b")
+"""Read in a `caseless` text."""
 
 
 def meeting_day(text: str) -> str | None:
     """Which day of a multi-day meeting the text reports ("1", "2", "3", "last"), if it says."""
     lowered = caseless(text)
     for (pattern, day), words in zip(_MEETING_DAY, _MEETING_DAY_WORDS, strict=True):
-        if any(word in lowered for word in words) and pattern.search(text):
+        if any(word in lowered for word in words) and pattern.search(lowered):
             return day
     return None

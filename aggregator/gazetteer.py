@@ -6,6 +6,7 @@ short forms, demonym adjectives and nouns). Lookups are casefolded and accent-bl
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -163,7 +164,16 @@ def fold(text: str) -> str:
     """Casefolded text without accents: `Erdoğan` and `Erdogan` compare equal (cached: news
     repeats its words)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Combining marks are all at U+0300 or above: only such runs are read character by
+    # character.
+    return _ABOVE_SPACING_MODIFIERS.sub(_without_marks, decomposed)
+
+
+_ABOVE_SPACING_MODIFIERS = re.compile("[^\x00-\u02ff]+")
+
+
+def _without_marks(run: re.Match[str]) -> str:
+    return "".join(ch for ch in run.group() if not unicodedata.combining(ch))
 
 
 _REGEX_CASE_TWINS = str.maketrans({"İ": "i", "ı": "i", "ſ": "s"})

@@ -40,16 +40,12 @@ def signatures(documents: Sequence[Sequence[str]]) -> list[bytes]:
     The hashing runs over many documents at once: per-document numpy calls would cost more
     than the arithmetic.
     """
-    vocabulary: dict[str, int] = {}
+    vocabulary = _WordHashes()
     ids: list[int] = []
     spans: list[tuple[int, int]] = []
     for words in documents:
         spans.append((len(ids), len(words)))
-        for word in words:
-            value = vocabulary.get(word)
-            if value is None:
-                value = vocabulary[word] = zlib.crc32(word.encode())
-            ids.append(value)
+        ids.extend(map(vocabulary.__getitem__, words))
     every = np.array(ids, dtype=np.uint64)
     # The 3-shingle starting at each word of all documents at once; those that run into the
     # next document are never picked. A document of one or two words is its words.
@@ -81,6 +77,14 @@ def signatures(documents: Sequence[Sequence[str]]) -> list[bytes]:
     return result
 
 
+class _WordHashes(dict[str, int]):
+    """Word -> its CRC-32, computed on first use."""
+
+    def __missing__(self, word: str) -> int:
+        value = self[word] = zlib.crc32(word.encode())
+        return value
+
+
 def _sign_batch(shingles: np.ndarray, sizes: list[int], result: list[bytes], at: int) -> None:
     """Sign the documents `at`, `at + 1`, ... whose shingles, `sizes[i]` each, follow one
     another in `shingles`."""
@@ -88,8 +92,11 @@ def _sign_batch(shingles: np.ndarray, sizes: list[int], result: list[bytes], at:
     nonempty = np.flatnonzero(counts)
     if nonempty.size == 0:
         return
-    # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2**64) per permutation.
-    permuted = (np.outer(_MULTIPLIERS, shingles) + _OFFSETS[:, None]) >> np.uint64(32)
+    # Multiply-shift hashing: the top 32 bits of a*x + b (mod 2**64) per permutation (in
+    # place: the matrix is large).
+    permuted = np.outer(_MULTIPLIERS, shingles)
+    permuted += _OFFSETS[:, None]
+    permuted >>= np.uint64(32)
     offsets = np.concatenate(([0], np.cumsum(counts[nonempty])[:-1]))
     minima = np.ascontiguousarray(
         np.minimum.reduceat(permuted, offsets, axis=1).T.astype("<u4"))

@@ -42,11 +42,13 @@ _SPACE_LIKE = re.compile(r"[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _INVISIBLE = re.compile(r"[\u00ad\u200b-\u200d\u2060\ufeff]")
 _MULTI_SPACE = re.compile(r" {2,}")
 # "information.A central hub": a sentence glued to the next when a page was flattened.
-_GLUED_SENTENCE = re.compile(r"(?<=[a-z]{2}[.!?])(?=[A-Z])")
+_GLUED_SENTENCE = re.compile(r"([.!?])(?<=[a-z]{2}[.!?])(?=[A-Z])")
+"""Matches the full stop, so that a scan skips to punctuation (a pattern that opens with a
+character class is searched for that class first): the space goes after it."""
 _LEADING_PUNCTUATION = re.compile(r"^[,;:]\s+")
 # Anything but letters, digits and combining marks (punctuation, symbols, "_").
 _NOT_WORD = re.compile(r"[^\w\u0300-\u036f\u0900-\u0dff]|_")
-_ELLIPSIS_END = re.compile(r"(?:…|\.\.\.|\[(?:…|\.\.\.)\]|\((?:…|\.\.\.)\))\s*$")
+_ELLIPSIS_ENDINGS = ("…", "...", "[…]", "[...]", "(…)", "(...)")
 _TITLE_LIMIT = 90
 
 
@@ -234,7 +236,7 @@ def clean_text(text: str) -> str:
     text = _SPACE_LIKE.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     paragraphs: list[list[str]] = [[]]
     for raw_line in text.split("\n"):
-        line = _MULTI_SPACE.sub(" ", raw_line).strip()
+        line = (_MULTI_SPACE.sub(" ", raw_line) if "  " in raw_line else raw_line).strip()
         if not line:
             if paragraphs[-1]:
                 paragraphs.append([])
@@ -242,7 +244,7 @@ def clean_text(text: str) -> str:
         if _is_residue(line):
             continue
         line = _LEADING_PUNCTUATION.sub("", line)
-        paragraphs[-1].append(_GLUED_SENTENCE.sub(" ", line))
+        paragraphs[-1].append(_GLUED_SENTENCE.sub(r"\1 ", line))
     return "\n\n".join("\n".join(lines) for lines in paragraphs if lines)
 
 
@@ -279,7 +281,8 @@ def title_key(title: str) -> str:
 
 def is_truncated(text: str) -> bool:
     """True when the text ends with an ellipsis: a summary of a longer item."""
-    return bool(_ELLIPSIS_END.search(text))
+    # Trailing white space as regex "\s" has it (str.isspace): no scan of the whole text.
+    return text.rstrip().endswith(_ELLIPSIS_ENDINGS)
 
 
 ENTRY_KEY_VERSION = "1"

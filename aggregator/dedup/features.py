@@ -230,13 +230,13 @@ def _features(item: StoredItem, lead: str, reading: _Lead, signature: bytes,
     title_names, title_countries = entities.names_and_countries(title)
     lead_names, lead_countries = entities.names_and_countries(opening)
     sentence_countries = {c for c, at in lead_countries.items() if at < len(first_sentence)}
-    if entities.title_cased(title):
+    title_tokens = entities.WORD.findall(title)
+    if entities.title_cased_tokens(title_tokens):
         # "Chairman Hosts Australian Chief Of Defence": every word is capitalized, so only
         # the runs the text also names are names.
         title_names &= lead_names
     title_and_opening = title + "\n" + opening
     # Each text's words are read once (no word spans the line break that joins two texts).
-    title_tokens = entities.WORD.findall(title)
     opening_tokens = reading.opening_tokens
     title_content = entities.content_words_of(title_tokens)
     opening_content = entities.content_words_of(opening_tokens)
@@ -308,14 +308,14 @@ def day_number(moment: datetime) -> int:
 
 def _opening(lead: str) -> str:
     """The first paragraphs, up to about 700 characters: what the story is about."""
-    taken: list[str] = []
-    size = 0
-    for paragraph in lead.split("\n\n"):
-        taken.append(paragraph)
-        size += len(paragraph)
+    size = start = 0
+    # Paragraph by paragraph, without splitting the rest of the lead.
+    while (end := lead.find("\n\n", start)) != -1:
+        size += end - start
         if size >= _OPENING_CHARS:
-            break
-    return "\n\n".join(taken)
+            return lead[:end]
+        start = end + 2
+    return lead
 
 
 def _folded_prefix(text: str, *, truncated: bool) -> str:

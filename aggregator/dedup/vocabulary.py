@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
+from itertools import compress
 
 from aggregator.entities import WORD, stem
 from aggregator.gazetteer import caseless, fold
@@ -62,7 +63,7 @@ def words_of(text: str) -> list[str]:
 
 def words_of_tokens(tokens: Iterable[str]) -> list[str]:
     """`words_of` a text already split into `WORD` tokens."""
-    return [_word(w) for w in tokens]
+    return list(map(_word, tokens))
 
 
 @lru_cache(maxsize=262_144)
@@ -118,22 +119,20 @@ def _matches(words: Sequence[str],
     """The terms of `table` in `words`, left to right, longest first, not overlapping."""
     starts = _starts(id(table), table)
     found: list[tuple[tuple[str, ...], str]] = []
-    index = 0
     count = len(words)
-    while index < count:
-        reach = starts.get(words[index])
-        if reach is not None:
-            for size in range(min(reach, count - index), 0, -1):
-                key = tuple(words[index : index + size])
-                label = table.get(key)
-                if label is not None:
-                    found.append((key, label))
-                    index += size
-                    break
-            else:
-                index += 1
-        else:
-            index += 1
+    free = 0
+    # Only the words that start a term are tried (most words start none, and one pass in C
+    # finds those that do); a term found covers its words, which start no other.
+    for index in compress(range(count), map(starts.__contains__, words)):
+        if index < free:
+            continue
+        for size in range(min(starts[words[index]], count - index), 0, -1):
+            key = tuple(words[index : index + size])
+            label = table.get(key)
+            if label is not None:
+                found.append((key, label))
+                free = index + size
+                break
     return found
 
 
