@@ -28,7 +28,7 @@ from aggregator.errors import PublishError
 from aggregator.fileio import write_many_if_changed
 from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.manifest import write_manifest
-from aggregator.markup import encode_html_urls, text_to_html, xml_safe
+from aggregator.markup import encode_html_urls, paragraphs_html, xml_safe
 from aggregator.model import StoredItem, Story, date_span
 from aggregator.urls import encode_url
 
@@ -818,6 +818,8 @@ def render_index(
         if members:
             groups.append({"heading": heading, "feeds": [_subscription(f, site)
                                                          for f in members]})
+    from markupsafe import Markup
+
     cache = cache or EntryCache(site)
     articles = [_article(cache.entry(story, pages.get(story.story_id, "index")), site)
                 for story in stories]
@@ -837,6 +839,8 @@ def render_index(
         newer_name=(month_name(newer[-7:]) if newer and newer != "index"
                     else "the newest stories"),
         stories=articles,
+        # Joined here: a page holds thousands, and the template's loop costs many times more.
+        articles=Markup("\n".join(articles)),
         updated=_human_date(updated),
         updated_datetime=updated.isoformat(),
     )
@@ -927,5 +931,4 @@ def _paragraphs_html(story: Story) -> list[str]:
     canonical = story.canonical
     if canonical.html:
         return [xml_safe(encode_html_urls(canonical.html))]
-    paragraphs = [p for p in canonical.text.split("\n\n") if p.strip()]
-    return [text_to_html(p) for p in paragraphs]
+    return paragraphs_html(canonical.text)
