@@ -96,8 +96,11 @@ def html_to_text(fragment: str) -> str:
 
 def text_to_html(text: str) -> str:
     """Escaped HTML of normalized text: paragraphs as `<p>`, line breaks inside as `<br>`."""
-    # Escaping leaves line breaks alone, so a paragraph is escaped whole, then broken.
-    return "".join(
-        "<p>" + html.escape(p).replace("\n", "<br>") + "</p>"
-        for p in text.split("\n\n") if p.strip()
-    )
+    return "".join(paragraphs_html(text))
+
+
+def paragraphs_html(text: str) -> list[str]:
+    """`text_to_html` of each paragraph of a text (blank ones left out)."""
+    # Escaping touches no whitespace, so the text is escaped whole, then split and broken.
+    return ["<p>" + p.replace("\n", "<br>") + "</p>"
+            for p in html.escape(text).split("\n\n") if p.strip()]

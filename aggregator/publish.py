@@ -15,12 +15,12 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aggregator import entries
 from aggregator.config import Config
@@ -28,12 +28,9 @@ from aggregator.errors import PublishError
 from aggregator.fileio import write_many_if_changed
 from aggregator.history import ARCHIVE_DIR, month_name
 from aggregator.manifest import write_manifest
-from aggregator.markup import encode_html_urls, text_to_html, xml_safe
+from aggregator.markup import encode_html_urls, paragraphs_html, xml_safe
 from aggregator.model import StoredItem, Story, date_span
 from aggregator.urls import encode_url
-
-if TYPE_CHECKING:
-    from markupsafe import Markup
 
 GENERATOR = ("newswire", "0.1.0", "https://github.com/newswire-aggregator/newswire")
 COMBINED = "combined"
@@ -403,7 +400,12 @@ def _attr(value: str) -> str:
 
 
 def _human_date(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
+    return f"{moment.day} {_month_and_year(moment.year, moment.month)}"
+
+
+@cache
+def _month_and_year(year: int, month: int) -> str:
+    return f"{datetime(year, month, 1):%B %Y}"
 
 
 def _feed_updated(stories: Sequence[Story]) -> datetime:
@@ -550,6 +552,7 @@ class EntryCache:
         self._month: dict[tuple[str, str], _Rendered] = {}
         self._filling = self._kept
         self._agencies: dict[str, _AgencyParts] = {}
+        self._badges: dict[str, str] = {}
 
     def next_month(self) -> None:
         """Drop the last month's entries; entries made from now on are dropped next time."""
@@ -576,8 +579,17 @@ class EntryCache:
             found = fresh
         if agency is None:
             return found
-        return _Rendered(story, replace(found.entry, guid=agency_entry_id(story, agency)),
-                         found.paragraphs, found)
+        return _Rendered(story, found.entry, found.paragraphs, found.agencies, found,
+                         agency_entry_id(story, agency))
+
+    def badge(self, slug: str) -> str:
+        """An agency's badge on a page."""
+        found = self._badges.get(slug)
+        if found is None:
+            found = self._badges[slug] = (
+                f'<span class="agency" style="--hue: {_hue(slug)}">'
+                f"{_html(self._site.agency(slug).name)}</span>")
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,14 +614,21 @@ class _Rendered:
     another id: its text is the story's entry's with the id swapped (the content, escaped,
     cannot hold the id's markup)."""
 
-    __slots__ = ("_atom", "_json", "_rss", "base", "entry", "paragraphs", "story")
+    __slots__ = ("_atom", "_json", "_rss", "agencies", "base", "entry", "guid", "paragraphs",
+                 "story")
 
     def __init__(self, story: Story, entry: entries.Entry, paragraphs: list[str],
-                 base: _Rendered | None = None) -> None:
+                 agencies: tuple[str, ...], base: _Rendered | None = None,
+                 guid: str | None = None) -> None:
         self.story = story
         self.entry = entry
         self.paragraphs = paragraphs
+        self.agencies = agencies
+        """The story's agencies (`Story.agencies`), worked out once."""
         self.base = base
+        self.guid = entry.guid if guid is None else guid
+        """The entry's id: the story's, or for `base`'s entry in an agency's feed, that
+        feed's."""
         self._atom: entries.EntryParts | None = None
         self._rss: entries.EntryParts | None = None
         self._json: entries.EntryParts | None = None
@@ -619,7 +638,8 @@ class _Rendered:
            agencies: dict[str, _AgencyParts]) -> _Rendered:
         """Render the story's entry; `agencies` memoizes each agency's parts."""
         parts = []
-        for slug in story.agencies:
+        slugs = story.agencies
+        for slug in slugs:
             found = agencies.get(slug)
             if found is None:
                 found = agencies[slug] = _AgencyParts.of(site.agency(slug))
@@ -636,14 +656,14 @@ class _Rendered:
             authors=[p.author for p in parts],
             categories=[p.category for p in parts],
             creator=xml_safe(", ".join(p.name for p in parts)),
-        ), paragraphs)
+        ), paragraphs, slugs)
 
     def atom(self) -> entries.EntryParts:
         if self._atom is None:
             if self.base is None:
                 self._atom = entries.atom_parts(entries.atom_entry(self.entry), self.entry.guid)
             else:
-                self._atom = entries.with_id(self.base.atom(), entries.xml_text(self.entry.guid))
+                self._atom = entries.with_id(self.base.atom(), entries.xml_text(self.guid))
         return self._atom
 
     def rss(self) -> entries.EntryParts:
@@ -651,17 +671,16 @@ class _Rendered:
             if self.base is None:
                 self._rss = entries.rss_parts(entries.rss_item(self.entry), self.entry.guid)
             else:
-                self._rss = entries.with_id(self.base.rss(), entries.xml_text(self.entry.guid))
+                self._rss = entries.with_id(self.base.rss(), entries.xml_text(self.guid))
         return self._rss
 
     def json(self, site: Site) -> entries.EntryParts:
         if self._json is None:
             if self.base is None:
-                self._json = entries.json_parts(_json_item(self.story, self.entry, site),
-                                                self.entry.guid)
+                self._json = entries.json_parts(
+                    _json_item(self.story, self.entry, site, self.agencies), self.entry.guid)
             else:
-                self._json = entries.with_id(self.base.json(site),
-                                             entries.json_id(self.entry.guid))
+                self._json = entries.with_id(self.base.json(site), entries.json_id(self.guid))
         return self._json
 
 
@@ -708,14 +727,15 @@ def _json_document(feed: FeedPlan, site: Site, rendered: Sequence[_Rendered]) ->
     return entries.json_document(document, [r.json(site) for r in rendered])
 
 
-def _json_item(story: Story, entry: entries.Entry, site: Site) -> str:
-    """The story's JSON Feed item, with the `_aggregator` extension."""
-    agencies = [site.agency(slug) for slug in story.agencies]
+def _json_item(story: Story, entry: entries.Entry, site: Site, slugs: Sequence[str]) -> str:
+    """The story's JSON Feed item, with the `_aggregator` extension (`slugs`: its
+    agencies)."""
+    agencies = [site.agency(slug) for slug in slugs]
     return entries.json_item(
         entry,
         authors=[(a.name, encode_url(a.homepage) if a.homepage else None) for a in agencies],
         tags=[a.name for a in agencies],
-        agencies=story.agencies,
+        agencies=slugs,
         date_source=story.canonical.date_origin,
         members=[
             entries.JsonMember(
@@ -818,8 +838,10 @@ def render_index(
         if members:
             groups.append({"heading": heading, "feeds": [_subscription(f, site)
                                                          for f in members]})
+    from markupsafe import Markup
+
     cache = cache or EntryCache(site)
-    articles = [_article(cache.entry(story, pages.get(story.story_id, "index")), site)
+    articles = [_article(cache.entry(story, pages.get(story.story_id, "index")), site, cache)
                 for story in stories]
     updated = _feed_updated(stories)
     title_month = month_name(month) if month else None
@@ -837,6 +859,8 @@ def render_index(
         newer_name=(month_name(newer[-7:]) if newer and newer != "index"
                     else "the newest stories"),
         stories=articles,
+        # Joined here: a page holds thousands, and the template's loop costs many times more.
+        articles=Markup("\n".join(articles)),
         updated=_human_date(updated),
         updated_datetime=updated.isoformat(),
     )
@@ -879,24 +903,21 @@ _UNDATED = (' <span class="undated" title="The source gives no date: this is whe
             'first saw the story.">(first seen)</span>')
 
 
-def _article(rendered: _Rendered, site: Site) -> Markup:
+def _article(rendered: _Rendered, site: Site, cache: EntryCache) -> str:
     """A story's `<article>` on a page (written here rather than in the template: a page
     holds thousands, and the template's loop costs many times more)."""
-    from markupsafe import Markup, escape
-
     story = rendered.story
     canonical = story.canonical
     paragraphs = rendered.paragraphs
     lead = _lead_size(paragraphs)
     published = rendered.entry.published
-    badges = "".join(f'<span class="agency" style="--hue: {_hue(slug)}">'
-                     f"{escape(site.agency(slug).name)}</span>" for slug in story.agencies)
+    badges = "".join(cache.badge(slug) for slug in rendered.agencies)
     undated = _UNDATED if canonical.date_origin == "first_seen" else ""
     parts = [
-        f'<article id="{escape(story_anchor(story))}">\n<p class="meta">{badges}\n<span><time '
-        f'datetime="{escape(published.isoformat())}">{escape(_human_date(published))}</time>'
+        f'<article id="{_html(story_anchor(story))}">\n<p class="meta">{badges}\n<span><time '
+        f'datetime="{_html(published.isoformat())}">{_html(_human_date(published))}</time>'
         f'{undated}</span></p>\n<h2 class="story"><a href="'
-        f'{escape(rendered.entry.link)}">{escape(canonical.title)}</a></h2>\n'
+        f'{_html(rendered.entry.link)}">{_html(canonical.title)}</a></h2>\n'
         f'<div class="text">{"".join(paragraphs[:lead])}</div>\n',
     ]
     rest = "".join(paragraphs[lead:])
@@ -907,13 +928,29 @@ def _article(rendered: _Rendered, site: Site) -> Markup:
         parts.append('<div class="members">\n<p>Also reported</p>\n<ul>\n')
         for member in story.members[1:]:
             url = encode_url(member.link) if member.link else None
-            title = escape(member.title)
-            shown = f'<a href="{escape(url)}">{title}</a>' if url else title
-            parts.append(f"<li>{escape(site.agency(member.agency).name)}: {shown} "
-                         f"({escape(_human_date(member.date))})</li>\n")
+            title = _html(member.title)
+            shown = f'<a href="{_html(url)}">{title}</a>' if url else title
+            parts.append(f"<li>{_html(site.agency(member.agency).name)}: {shown} "
+                         f"({_html(_human_date(member.date))})</li>\n")
         parts.append("</ul>\n</div>\n")
     parts.append("</article>")
-    return Markup("".join(parts))
+    return "".join(parts)
+
+
+def _html(text: str) -> str:
+    """`text` escaped as `markupsafe.escape` escapes it, for the page (without its wrapper's
+    cost: a page escapes a dozen texts per story)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if "'" in text:
+        text = text.replace("'", "&#39;")
+    if '"' in text:
+        text = text.replace('"', "&#34;")
+    return text
 
 
 def _hue(slug: str) -> int:
@@ -927,5 +964,4 @@ def _paragraphs_html(story: Story) -> list[str]:
     canonical = story.canonical
     if canonical.html:
         return [xml_safe(encode_html_urls(canonical.html))]
-    paragraphs = [p for p in canonical.text.split("\n\n") if p.strip()]
-    return [text_to_html(p) for p in paragraphs]
+    return paragraphs_html(canonical.text)
