@@ -146,6 +146,32 @@ def test_top_stories_are_newest_first_and_limited(store: SqlStore) -> None:
     assert [s.canonical.title for s in top] == ["T4", "T3", "T2"]
 
 
+def test_a_large_batch_is_stored_whole_with_its_dates_flags_and_stories(
+        store: SqlStore) -> None:
+    # More items than one multi-row insert takes; one of them another source stored first.
+    stated = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
+    (shared,) = store.reconcile("seedfile:b.txt", [
+        item("Shared", "Same text.", source="seedfile:b.txt")], NOW).new
+    batch = [item(f"T{n}", f"Body {n}.", position=n, published=stated if n % 2 else None)
+             for n in range(900)]
+    result = store.reconcile("seedfile:a.txt", [*batch, item("Shared", "Same text.",
+                                                             position=900)], NOW)
+    assert len(result.new) == 900 and shared not in result.new
+    assert result.new_positions == tuple(range(900))
+    stored = store.items(result.new)
+    assert len(stored) == 900
+    assert {s.published for s in stored} == {stated, None}
+    assert {(s.first_seen, s.truncated, s.story_id) for s in stored} == {(NOW, False, None)}
+    undated, dated = result.new[0], result.new[1]
+    store.apply_stories(StoryPlan(members={"s-undated": (undated,), "s-dated": (dated,)},
+                                  features={undated: "[0]"}))
+    assert [s.story_id for s in store.top_stories(5)] == ["s-undated", "s-dated"]
+    assert [s.story_id for s in store.top_stories(5, agency="nato")] == ["s-undated", "s-dated"]
+    assert store.features([undated, dated]) == {undated: "[0]"}
+    assert {s.item_id: s.story_id for s in store.items([undated, dated])} == {
+        undated: "s-undated", dated: "s-dated"}
+
+
 def test_candidates_respect_the_day_window_and_key_cap(store: SqlStore) -> None:
     ids = store.reconcile("seedfile:a.txt", [item(f"T{n}", f"B{n}", position=n) for n in range(4)],
                           NOW).new

@@ -140,7 +140,7 @@ def bulk_insert(
     if not rows:
         return
     statement = (f"INSERT INTO {_quoted(conn, table.name)} ({_column_list(conn, columns)}) "
-                 f"VALUES ({_marks(conn, len(columns))})")
+                 f"VALUES ({', '.join(_markers(conn, len(columns)))})")
     _execute_many(conn, statement, _converted(conn, table, columns, rows))
 
 
@@ -152,11 +152,11 @@ def bulk_update(
     the order of `columns`, then its key. The driver's executemany, as for `bulk_insert`."""
     if not rows:
         return
-    marks = _marks(conn, len(columns) + 1).split(", ")
+    *marks, key_mark = _markers(conn, len(columns) + 1)
     assignments = ", ".join(f"{_quoted(conn, name)} = {mark}"
-                            for name, mark in zip(columns, marks, strict=False))
+                            for name, mark in zip(columns, marks, strict=True))
     statement = (f"UPDATE {_quoted(conn, table.name)} SET {assignments} "
-                 f"WHERE {_quoted(conn, key)} = {marks[-1]}")
+                 f"WHERE {_quoted(conn, key)} = {key_mark}")
     _execute_many(conn, statement, _converted(conn, table, (*columns, key), rows))
 
 
@@ -184,14 +184,10 @@ def insert_new(
         batch = converted[start : start + _ROWS_PER_STATEMENT]
         if len(batch) not in statements:
             statements[len(batch)] = head + ", ".join(
-                f"({_marks(conn, len(columns), first=n * len(columns))})"
+                f"({', '.join(_markers(conn, len(columns), first=n * len(columns)))})"
                 for n in range(len(batch))) + tail
         flat = tuple(value for row in batch for value in row)
-        if conn.dialect.paramstyle == "named":
-            result = conn.exec_driver_sql(statements[len(batch)],
-                                          {f"c{i + 1}": v for i, v in enumerate(flat)})
-        else:
-            result = conn.exec_driver_sql(statements[len(batch)], flat)
+        result = conn.exec_driver_sql(statements[len(batch)], _driver_params(conn, flat))
         inserted.extend(result.scalars())
     return inserted
 
@@ -205,16 +201,24 @@ def _column_list(conn: Connection, columns: Sequence[str]) -> str:
     return ", ".join(_quoted(conn, name) for name in columns)
 
 
-def _marks(conn: Connection, count: int, first: int = 0) -> str:
+def _markers(conn: Connection, count: int, first: int = 0) -> list[str]:
     """`count` parameter markers in the driver's style, numbered from `first` + 1."""
     placeholder = {"qmark": "?", "numeric": ":{}", "named": ":c{}",
                    "format": "%s", "pyformat": "%s"}[conn.dialect.paramstyle]
-    return ", ".join(placeholder.format(first + i + 1) for i in range(count))
+    return [placeholder.format(first + i + 1) for i in range(count)]
+
+
+def _driver_params(conn: Connection, values: tuple[Any, ...]) -> tuple[Any, ...] | dict[str, Any]:
+    """One statement's values as the driver takes them (named drivers: by the markers' names)."""
+    if conn.dialect.paramstyle == "named":
+        return {f"c{i + 1}": value for i, value in enumerate(values)}
+    return values
 
 
 def _converted(conn: Connection, table: sa.Table, columns: Sequence[str],
                rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
-    """The rows with each value as the column's type binds it (as SQLAlchemy would)."""
+    """The rows with each value as the column's type binds it (as SQLAlchemy would); the
+    values of converted columns are hashable (dates, flags)."""
     dialect = conn.dialect
     processors = [(index, processor) for index, name in enumerate(columns)
                   for processor in (table.c[name].type.dialect_impl(dialect)
@@ -239,8 +243,7 @@ def _converted(conn: Connection, table: sa.Table, columns: Sequence[str],
 
 def _execute_many(conn: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if conn.dialect.paramstyle == "named":
-        conn.exec_driver_sql(statement, [{f"c{i + 1}": v for i, v in enumerate(row)}
-                                         for row in rows])
+        conn.exec_driver_sql(statement, [_driver_params(conn, row) for row in rows])
     else:
         conn.exec_driver_sql(statement, list(rows))
 
