@@ -243,7 +243,8 @@ def clean_text(text: str) -> str:
             continue
         if _is_residue(line):
             continue
-        line = _LEADING_PUNCTUATION.sub("", line)
+        if line[0] in ",;:":
+            line = _LEADING_PUNCTUATION.sub("", line)
         paragraphs[-1].append(_GLUED_SENTENCE.sub(r"\1 ", line))
     return "\n\n".join("\n".join(lines) for lines in paragraphs if lines)
 

@@ -55,9 +55,10 @@ _ADVISORY_TEXT = re.compile(
     r"\baccreditation\b|\brsvp\b|\bwill\s+be\s+(?:streamed|broadcast|webcast)\b|"
     r"\bmedia\s+(?:interested|wishing)\b|\bjournalists\s+(?:wishing|interested)\b",
 )
-_ADVISORY_TEXT_WORDS = ("media", "press", "accreditation", "rsvp", "streamed", "broadcast",
-                        "webcast", "journalists")
-"""One of them (lower case) is in every match of `_ADVISORY_TEXT`."""
+_ADVISORY_TEXT_WORDS = ("advisory", "alert", "accreditation", "coverage", "representatives",
+                        "rsvp", "streamed", "broadcast", "webcast", "interested", "wishing")
+"""One of them (lower case) is in every match of `_ADVISORY_TEXT`: what follows "media" or
+"press" or ends the phrase."""
 _WEEKDAY_NAME = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b", re.IGNORECASE)
 # "The Hague, ", "LYON, France – ", "WASHINGTON — ": a place (capitalized words) and a comma
 # or dash before the date that opens a text.
