@@ -203,6 +203,7 @@ def publish(feeds: Sequence[FeedPlan], site: Site, out_dir: Path,
         if feed.name not in unchanged:
             write(render_document(feed, site, cache))
     write(render_pages(feeds, site, cache), flush=True)
+    cache.subscriptions_done()
     names.extend(name for feed in feeds if feed.name in unchanged for name in feed.files)
     month = None
     for archive in archives:
@@ -554,6 +555,12 @@ class EntryCache:
         self._agencies: dict[str, _AgencyParts] = {}
         self._badges: dict[str, str] = {}
 
+    def subscriptions_done(self) -> None:
+        """Drop what only the subscription documents show (JSON Feed items: no archive is
+        written in JSON Feed): the entries kept for archives stay lighter."""
+        for rendered in self._kept.values():
+            rendered.drop_json()
+
     def next_month(self) -> None:
         """Drop the last month's entries; entries made from now on are dropped next time."""
         self._month.clear()
@@ -638,7 +645,9 @@ class _Rendered:
            agencies: dict[str, _AgencyParts]) -> _Rendered:
         """Render the story's entry; `agencies` memoizes each agency's parts."""
         parts = []
-        slugs = story.agencies
+        # Most stories are one report: their one agency needs no `Story.agencies`.
+        members = story.members
+        slugs = (members[0].agency,) if len(members) == 1 else story.agencies
         for slug in slugs:
             found = agencies.get(slug)
             if found is None:
@@ -673,6 +682,9 @@ class _Rendered:
             else:
                 self._rss = entries.with_id(self.base.rss(), entries.xml_text(self.guid))
         return self._rss
+
+    def drop_json(self) -> None:
+        self._json = None
 
     def json(self, site: Site) -> entries.EntryParts:
         if self._json is None:
