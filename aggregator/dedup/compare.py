@@ -492,7 +492,9 @@ def _meeting_day_words(day: str) -> str:
     return "the last day" if day == "last" else f"day {day}"
 
 
+@lru_cache(maxsize=4096)
 def _show_days(days: tuple[int, int]) -> str:
+    # Cached: every veto on dates words them, and a month's name costs a strftime.
     start = _EPOCH + timedelta(days=days[0])
     end = _EPOCH + timedelta(days=days[1])
     if start == end:
