@@ -182,8 +182,8 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals_by_item: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Item id -> kind -> the summed specificity of its values (`Weighting.totals`)."""
+    totals_by_item: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Item id -> the summed specificity of its values of each kind (`Weighting.totals`)."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
@@ -258,7 +258,7 @@ class Index:
         # `sum` as `compare` always summed: the same additions in the same order.
         return sum(map(table.__getitem__, values))
 
-    def totals(self, f: Features) -> Mapping[str, float]:
+    def totals(self, f: Features) -> tuple[float, ...]:
         """The summed weight of an item's values of each kind (cached: an item is compared
         with many)."""
         per_kind = self.totals_by_item.get(f.item_id)
