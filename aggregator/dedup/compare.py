@@ -444,13 +444,14 @@ def _amounts_agree(a: Sequence[tuple[str, float]], b: Sequence[tuple[str, float]
 def _packed_dice(a: bytes, b: bytes) -> float:
     if not a or not b:
         return 0.0
-    return 2 * len(_hash_set(a) & _hash_set(b)) / ((len(a) + len(b)) // 4)
+    # `minhash.shared_count`, keeping the first item's set: it is the item being placed,
+    # compared with every member of its candidate stories in turn.
+    return 2 * len(_hash_set(a).intersection(array("I", b))) / ((len(a) + len(b)) // 4)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _hash_set(packed: bytes) -> frozenset[int]:
-    """The hashes of a `minhash.word_hashes` set, as a set: an item is compared with many
-    others, most of them placed near it in time, so a small cache keeps them."""
+    """The hashes of a `minhash.word_hashes` set, as a set."""
     return frozenset(array("I", packed))
 
 
