@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from aggregator.config import DedupConfig
 from aggregator.dedup import rarity
-from aggregator.dedup.compare import operation_names, specificity, specificity_totals, values_of
+from aggregator.dedup.compare import operation_names, specificity, specificity_totals
 from aggregator.dedup.features import MIN_PREFIX, Features
 
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
@@ -63,17 +63,22 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     # Pairs of facts find reports that share no rare word: the same kind of crime in the same
     # country, or an agency's announcement and its own results on that kind of crime.
     kinds = sorted(f.kinds)[:3]
-    keys.update(f"k{kind}|{country}" for kind in kinds for country in sorted(f.countries)[:4])
-    keys.update(f"a{f.agency}|{kind}" for kind in kinds)
+    if kinds:
+        countries = sorted(f.countries)[:4]
+        keys.update(f"k{kind}|{country}" for kind in kinds for country in countries)
+        keys.update(f"a{f.agency}|{kind}" for kind in kinds)
     # Host and visitor: each agency's report of a visit or a joint action names the other.
-    keys.update("x" + "|".join(sorted((f.agency, other))) for other in sorted(f.organisations)
-                if other != f.agency)
+    if f.organisations:
+        keys.update("x" + "|".join(sorted((f.agency, other))) for other in f.organisations
+                    if other != f.agency)
     # One string per distinct key: a large run keeps every item's keys (for the store).
     return tuple(map(sys.intern, sorted(keys)))
 
 
-def _longest(kind: str, values: Iterable[str]) -> list[str]:
+def _longest(kind: str, values: Collection[str]) -> list[str]:
     """The longest (most specific) values first, as many as the kind allows."""
+    if not values:
+        return []
     ranked = sorted(values, key=lambda v: (-len(v), v))[: _KEY_LIMITS[kind]]
     return [kind + v[:60] for v in ranked]
 
@@ -177,8 +182,8 @@ class Index:
     undated: dict[str, int | list[int]] = field(default_factory=dict)
     features: list[Features] = field(default_factory=list)
     story_of: list[str] = field(default_factory=list)
-    totals_by_item: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Item id -> kind -> the summed specificity of its values (`Weighting.totals`)."""
+    totals_by_item: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    """Item id -> the summed specificity of its values of each kind (`Weighting.totals`)."""
     around: Features | None = None
     """The item being placed: weights are computed for its neighbourhood, and cached."""
     weights: dict[str, float] = field(default_factory=dict)
@@ -253,7 +258,7 @@ class Index:
         # `sum` as `compare` always summed: the same additions in the same order.
         return sum(map(table.__getitem__, values))
 
-    def totals(self, f: Features) -> Mapping[str, float]:
+    def totals(self, f: Features) -> tuple[float, ...]:
         """The summed weight of an item's values of each kind (cached: an item is compared
         with many)."""
         per_kind = self.totals_by_item.get(f.item_id)
@@ -389,9 +394,7 @@ class Index:
 
 class _KindWeights(dict[str, float]):
     """Value -> the weight of the key `kind + value` around an index's focus (as
-    `Index.weight` gives it), for each of the focus's values of that kind: the values a
-    comparison shares are the focus's, and filling the table at once costs less than
-    computing each on its first use."""
+    `Index.weight` gives it), each computed on first use."""
 
     __slots__ = ("index", "kind")
 
@@ -399,18 +402,13 @@ class _KindWeights(dict[str, float]):
         super().__init__()
         self.index = index
         self.kind = kind
-        around = index.around
-        assert around is not None
-        near = index.around_keys
-        for value in values_of(around, kind):
-            key = kind + value
-            self[value] = (rarity.local(index.frequency(key, around)) * specificity(key)
-                           if key in near else specificity(key))
 
     def __missing__(self, value: str) -> float:
-        # A value the focus does not hold (a caller's own set): weighed as `Index.weight`
-        # weighs it, not its neighbour's.
+        # `Index.weight`'s value, without its checks: the index's focus is this table's.
         index = self.index
-        assert index.around is not None
-        weight = self[value] = index.weight(self.kind + value, index.around)
+        around = index.around
+        assert around is not None
+        key = self.kind + value
+        local = rarity.local(index.frequency(key, around)) if key in index.around_keys else 1.0
+        weight = self[value] = local * specificity(key)
         return weight

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -40,8 +40,9 @@ class Weighting(Protocol):
         """The weight of one key among the items near `around`."""
         ...
 
-    def totals(self, f: Features) -> Mapping[str, float]:
-        """The summed weight of all of an item's values of each kind (`WEIGHTED_KINDS`)."""
+    def totals(self, f: Features) -> tuple[float, ...]:
+        """The summed weight of all of an item's values of each kind, in the order of
+        `WEIGHTED_KINDS`."""
         ...
 
     def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
@@ -71,7 +72,7 @@ class Uniform:
     def weight(self, key: str, around: Features) -> float:
         return specificity(key)
 
-    def totals(self, f: Features) -> Mapping[str, float]:
+    def totals(self, f: Features) -> tuple[float, ...]:
         return specificity_totals(f)
 
     def shared_weight(self, kind: str, values: Iterable[str], around: Features) -> float:
@@ -81,20 +82,20 @@ class Uniform:
 UNIFORM = Uniform()
 
 
-def specificity_totals(f: Features) -> dict[str, float]:
-    """The summed specificity of an item's values of each weighted kind: what an item says,
-    whoever its neighbours are."""
+def specificity_totals(f: Features) -> tuple[float, ...]:
+    """The summed specificity of an item's values of each weighted kind (`WEIGHTED_KINDS`):
+    what an item says, whoever its neighbours are."""
     # `specificity` of each key, in the sets' order, without building the keys: a word's is
     # its rarity in the language, a country's and a place's 1.
     language = rarity.language
-    return {
-        "t": sum(map(language, f.title_words)),
-        "w": sum(map(language, f.terms)),
-        "n": sum(specificity("n" + value) for value in f.names),
-        "c": float(len(f.countries)),
-        "p": float(len(f.places)),
-        "#": sum(specificity("#" + value) for value in f.figures),
-    }
+    return (
+        sum(map(language, f.title_words)),
+        sum(map(language, f.terms)),
+        sum(specificity("n" + value) for value in f.names),
+        float(len(f.countries)),
+        float(len(f.places)),
+        sum(specificity("#" + value) for value in f.figures),
+    )
 
 
 def values_of(f: Features, kind: str) -> frozenset[str]:
@@ -156,19 +157,20 @@ def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Eviden
     close_in_time = days_apart is None or days_apart <= _ADVISORY_REACH_DAYS
     # Every pair is scored, most of them to be told apart: the totals are looked up once per
     # pair, and the values laid out straight in the scorer's order (`_SIGNALS`).
-    a_totals = weighting.totals(a)
-    b_totals = weighting.totals(b)
+    a_title, a_terms, a_names, a_countries, a_places, a_figures = weighting.totals(a)
+    b_title, b_terms, b_names, b_countries, b_places, b_figures = weighting.totals(b)
     shared_weight = weighting.shared_weight
     values = (
-        _weighted_dice(a, "t", a.title_words, b.title_words, a_totals, b_totals, shared_weight),
+        _weighted_dice(a, "t", a.title_words, b.title_words, a_title, b_title, shared_weight),
         max(minhash.similarity(a.signature, b.signature),
             _packed_dice(a.lead_words, b.lead_words)),
-        _weighted_containment(a, "w", a.terms, b.terms, a_totals, b_totals, shared_weight),
-        _weighted_dice(a, "n", a.names, b.names, a_totals, b_totals, shared_weight),
-        _weighted_dice(a, "c", a.countries, b.countries, a_totals, b_totals, shared_weight),
-        _weighted_dice(a, "p", a.places, b.places, a_totals, b_totals, shared_weight),
+        _weighted_containment(a, "w", a.terms, b.terms, a_terms, b_terms, shared_weight),
+        _weighted_dice(a, "n", a.names, b.names, a_names, b_names, shared_weight),
+        _weighted_dice(a, "c", a.countries, b.countries, a_countries, b_countries,
+                       shared_weight),
+        _weighted_dice(a, "p", a.places, b.places, a_places, b_places, shared_weight),
         1.0 if a.places and b.places and not a.places & b.places else 0.0,
-        _weighted_dice(a, "#", a.figures, b.figures, a_totals, b_totals, shared_weight),
+        _weighted_dice(a, "#", a.figures, b.figures, a_figures, b_figures, shared_weight),
         counts_agree,
         counts_differ,
         1.0 if a.amounts and b.amounts and _amounts_agree(a.amounts, b.amounts) else 0.0,
@@ -442,13 +444,14 @@ def _amounts_agree(a: Sequence[tuple[str, float]], b: Sequence[tuple[str, float]
 def _packed_dice(a: bytes, b: bytes) -> float:
     if not a or not b:
         return 0.0
-    return 2 * len(_hash_set(a) & _hash_set(b)) / ((len(a) + len(b)) // 4)
+    # `minhash.shared_count`, keeping the first item's set: it is the item being placed,
+    # compared with every member of its candidate stories in turn.
+    return 2 * len(_hash_set(a).intersection(array("I", b))) / ((len(a) + len(b)) // 4)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def _hash_set(packed: bytes) -> frozenset[int]:
-    """The hashes of a `minhash.word_hashes` set, as a set: an item is compared with many
-    others, most of them placed near it in time, so a small cache keeps them."""
+    """The hashes of a `minhash.word_hashes` set, as a set."""
     return frozenset(array("I", packed))
 
 
@@ -459,28 +462,27 @@ def _dice(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def _weighted_dice(a: Features, kind: str, a_values: frozenset[str], b_values: frozenset[str],
-                   a_totals: Mapping[str, float], b_totals: Mapping[str, float],
-                   shared_weight: _SharedWeight) -> float:
+                   a_total: float, b_total: float, shared_weight: _SharedWeight) -> float:
     """Rarity-weighted Dice of `a_values` and `b_values`, `kind`'s values of `a` and another
-    item (whose summed weights of each kind are `a_totals` and `b_totals`)."""
+    item (their summed weights `a_total` and `b_total`)."""
     if not a_values or not b_values:
         return 0.0
     shared = a_values & b_values
     if not shared:
         return 0.0
-    total = a_totals[kind] + b_totals[kind]
+    total = a_total + b_total
     return min(1.0, 2 * shared_weight(kind, shared, a) / total) if total else 0.0
 
 
 def _weighted_containment(a: Features, kind: str, a_values: frozenset[str],
-                          b_values: frozenset[str], a_totals: Mapping[str, float],
-                          b_totals: Mapping[str, float], shared_weight: _SharedWeight) -> float:
+                          b_values: frozenset[str], a_total: float, b_total: float,
+                          shared_weight: _SharedWeight) -> float:
     """Shared weight over the smaller item's weight: a short summary and a long report of
     one event share most of the summary's rare words (`a_values`, `b_values`: `kind`'s)."""
     shared = a_values & b_values
     if not shared:
         return 0.0
-    smaller = min(a_totals[kind], b_totals[kind])
+    smaller = min(a_total, b_total)
     return min(1.0, shared_weight(kind, shared, a) / smaller) if smaller else 0.0
 
 
@@ -492,7 +494,9 @@ def _meeting_day_words(day: str) -> str:
     return "the last day" if day == "last" else f"day {day}"
 
 
+@lru_cache(maxsize=4096)
 def _show_days(days: tuple[int, int]) -> str:
+    # Cached: every veto on dates words them, and a month's name costs a strftime.
     start = _EPOCH + timedelta(days=days[0])
     end = _EPOCH + timedelta(days=days[1])
     if start == end:
