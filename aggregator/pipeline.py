@@ -46,7 +46,7 @@ def run_once(config: Config, *, now: datetime | None = None) -> RunResult:
     try:
         read = read_sources(store, config, started, fixed=now is not None)
         read_at = time.perf_counter()
-        placement.place(store, config, read.changed, read.fresh)
+        placement.place(store, config, read.changed, read.fresh, read.fresh_keys)
         placed_at = time.perf_counter()
         published = _publish_step(store, config)
         warnings = [*read.warnings, *_ping_hubs(config, published.written)]
@@ -85,6 +85,8 @@ class ReadResult:
     """Ids of stored items whose source edited them."""
     fresh: Mapping[str, dedup.Features]
     """Dedup features of this run's new items, analysed as they were prepared."""
+    fresh_keys: Mapping[str, tuple[str, ...]]
+    """Their blocking keys, worked out as each unit's items were stored."""
 
 
 @dataclass(slots=True)
@@ -94,6 +96,7 @@ class _Progress:
     new: int = 0
     changed: list[str] = field(default_factory=list)
     fresh: dict[str, dedup.Features] = field(default_factory=dict)
+    fresh_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
     """Each source's place in the config: reports come in as units finish."""
     states_to_save: list[SourceState] = field(default_factory=list)
@@ -104,7 +107,7 @@ class _Progress:
         return ReadResult(
             reports=tuple(sorted(self.reports, key=lambda report: self.order.get(report.name, 0))),
             warnings=tuple(self.warnings), new=self.new, changed=tuple(self.changed),
-            fresh=self.fresh)
+            fresh=self.fresh, fresh_keys=self.fresh_keys)
 
 
 def read_sources(store: Store, config: Config, started: datetime, *, fixed: bool) -> ReadResult:
@@ -355,7 +358,10 @@ def _store_prepared(store: Store, done: Done[_Unit], now: datetime, progress: _P
         features = found.features[position]
         # An item kept as stored is never new here; were it, placement analyses it.
         if features is not None:
-            progress.fresh[item_id] = placement.with_id(features, item_id)
+            settled = progress.fresh[item_id] = placement.with_id(features, item_id)
+            # Here rather than in the dedup step: with workers, this process would otherwise
+            # wait for them idle.
+            progress.fresh_keys[item_id] = placement.keys_of(settled)
     progress.new += len(reconciled.new)
     progress.changed.extend(reconciled.changed)
     log.info("source=%s items=%d new=%d updated=%d gone=%d prepared=%d", unit.name,

@@ -32,13 +32,16 @@ _FEATURE_BATCH = 1000
 
 
 def place(store: Store, config: Config, changed: Sequence[str],
-          fresh: Mapping[str, dedup.Features]) -> None:
+          fresh: Mapping[str, dedup.Features],
+          fresh_keys: Mapping[str, Sequence[str]] | None = None) -> None:
     """Withdraw the items of removed sources, then place new items into stories and re-rank
-    the stories of edited ones (`changed`); `fresh` are this run's new items' features."""
+    the stories of edited ones (`changed`); `fresh` are this run's new items' features and
+    `fresh_keys` the blocking keys of those the read computed already."""
     with store.placement_lock():
         withdrawn = withdraw_removed_sources(store, config)
         # Stories that lost members to a removed source choose their lead entry again.
-        _deduplicate(store, config, [*changed, *withdrawn.members_left], fresh)
+        _deduplicate(store, config, [*changed, *withdrawn.members_left], fresh,
+                     fresh_keys or {})
 
 
 def withdraw_removed_sources(store: Store, config: Config) -> Removal:
@@ -72,8 +75,17 @@ def with_id(features: Any, item_id: str) -> dedup.Features:
     return dedup.settled(features, item_id)
 
 
+def keys_of(features: dedup.Features) -> tuple[str, ...]:
+    """An item's blocking keys (a pure function of its features): worked out while the
+    read still waits for other units, they cost the dedup step nothing."""
+    from aggregator import dedup
+
+    return dedup.blocking_keys(features)
+
+
 def _deduplicate(
-    store: Store, config: Config, changed: Sequence[str], fresh: Mapping[str, dedup.Features]
+    store: Store, config: Config, changed: Sequence[str], fresh: Mapping[str, dedup.Features],
+    fresh_keys: Mapping[str, Sequence[str]],
 ) -> None:
     """Place new items in stories (their features `fresh` from this run, or from the store
     for items an interrupted run left unplaced); re-rank the stories of edited items."""
@@ -95,11 +107,12 @@ def _deduplicate(
     timer = time.perf_counter()
     new_features = [fresh[i] for i in pending if i in fresh]
     new_features += _load_features(store, [i for i in pending if i not in fresh]).values()
-    neighbourhood = _known_neighbourhood(store, config, new_features)
+    neighbourhood = _known_neighbourhood(store, config, new_features, fresh_keys)
     loaded = time.perf_counter()
     clustering = dedup.cluster(
         new_features, neighbourhood.features, neighbourhood.stories, config.dedup,
         common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
+        keys_of=fresh_keys,
     )
     clustered = time.perf_counter()
     # A new story's id follows from its members by a rule on content and dates
@@ -152,14 +165,16 @@ class _Neighbourhood:
 
 
 def _known_neighbourhood(
-    store: Store, config: Config, new_features: Sequence[dedup.Features]
+    store: Store, config: Config, new_features: Sequence[dedup.Features],
+    fresh_keys: Mapping[str, Sequence[str]],
 ) -> _Neighbourhood:
     """Stored items that may report the same story as a new item, with their stories."""
     from aggregator import dedup
 
     if not new_features or not store.has_index():
         return _Neighbourhood()  # a first run: every item is new, none stored to compare
-    keys = {key for f in new_features for key in dedup.blocking_keys(f)}
+    keys = {key for f in new_features
+            for key in fresh_keys.get(f.item_id) or dedup.blocking_keys(f)}
     days = [f.day for f in new_features]
     window = int(config.dedup.window_days) + 1
     dated = [d for d in days if d is not None]
@@ -167,7 +182,8 @@ def _known_neighbourhood(
     hits = store.candidates(keys, span, config.dedup.key_cap)
     new_ids = {f.item_id for f in new_features}
     holders = {key: ids - new_ids for key, ids in hits.items.items()}
-    candidate_ids = dedup.stored_candidates(new_features, holders, config.dedup)
+    candidate_ids = dedup.stored_candidates(new_features, holders, config.dedup,
+                                            keys_of=fresh_keys)
     counts = {key: len(ids) for key, ids in holders.items()}
     if not candidate_ids:
         return _Neighbourhood(key_counts=counts, common_keys=hits.common)

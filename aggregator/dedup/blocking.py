@@ -132,13 +132,18 @@ def _ranked(scores: Mapping[Candidate, float], limit: int) -> list[Candidate]:
 
 
 def stored_candidates(
-    new: Sequence[Features], holders: Mapping[str, Collection[str]], config: DedupConfig
+    new: Sequence[Features], holders: Mapping[str, Collection[str]], config: DedupConfig,
+    keys_of: Mapping[str, Sequence[str]] | None = None,
 ) -> set[str]:
     """The stored items worth comparing with new ones: the best `candidate_limit` per new
-    item. `holders` maps each key (under the cap) to the stored items that hold it."""
+    item. `holders` maps each key (under the cap) to the stored items that hold it;
+    `keys_of` has new items' blocking keys where they were computed already."""
     chosen: set[str] = set()
+    computed = keys_of or {}
     for f in new:
-        held = ((key, sorted(holders[key]), len(holders[key])) for key in blocking_keys(f)
+        known_keys = computed.get(f.item_id)
+        keys = known_keys if known_keys is not None else blocking_keys(f)
+        held = ((key, sorted(holders[key]), len(holders[key])) for key in keys
                 if useful(key, len(holders.get(key, ())), config.key_cap))
         chosen.update(best_candidates(held, config.candidate_limit))
     return chosen

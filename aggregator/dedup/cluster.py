@@ -38,12 +38,14 @@ def cluster(
     *,
     common_keys: Iterable[str] = (),
     stored_counts: Mapping[str, int] | None = None,
+    keys_of: Mapping[str, Sequence[str]] | None = None,
 ) -> Clustering:
     """Assign `new` items to the stories of `known` items, or to new stories.
 
     `stories` maps each story id to its members among `known`. From an incremental run,
     `stored_counts` says how many stored items near the new ones hold each of their keys and
-    `common_keys` which keys the store found too frequent to use. Returns the whole
+    `common_keys` which keys the store found too frequent to use. `keys_of` holds new items'
+    blocking keys where they were computed already (by item id). Returns the whole
     membership, canonical first, of every story that gained a member.
     """
     index = Index(window=config.window_days, key_cap=config.key_cap,
@@ -62,11 +64,14 @@ def cluster(
     touched: set[str] = set()
     notes: list[MatchNote] = []
     placed_keys: dict[str, Sequence[str]] = {}
+    computed = keys_of or {}
     for f in sorted(new, key=processing_order):
         if f.item_id in story_of_item:
             continue
         by_id[f.item_id] = f
-        keys = placed_keys[f.item_id] = blocking_keys(f)
+        known_keys = computed.get(f.item_id)
+        keys = placed_keys[f.item_id] = (known_keys if known_keys is not None
+                                         else blocking_keys(f))
         joined, item_notes = _place(f, keys, index, members, by_id, config)
         notes.extend(item_notes)
         story_id = joined if joined is not None else story_id_for(f.item_id)
