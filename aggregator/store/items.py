@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -217,32 +218,27 @@ class ItemTables(SqlBase):
         return int(n_items), int(n_stories)
 
 
-def _item_values(item: Item) -> dict[str, Any]:
-    return {
-        "source_id": item.source_id, "origin": item.origin, "position": item.position,
-        "agency": item.agency, "agency_label": item.agency_label, "title": item.title,
-        "title_key": item.title_key, "text": item.text, "html": item.html,
-        "truncated": item.truncated, "content_hash": item.content_hash, "link": item.link,
-        "guid": item.guid, "published": item.published, "date_source": item.date_source,
-    }
-
-
-_NEW_ROW_COLUMNS = (
+_ITEM_FIELDS = (
     "source_id", "origin", "position", "agency", "agency_label", "title", "title_key", "text",
     "html", "truncated", "content_hash", "link", "guid", "published", "date_source",
-    "item_id", "first_seen", "digest", "entry_key", "present", "story_id", "features",
 )
+"""The columns that hold an item's own fields (named as its attributes)."""
+_read_item_fields = attrgetter(*_ITEM_FIELDS)
+
+
+def _item_values(item: Item) -> dict[str, Any]:
+    return dict(zip(_ITEM_FIELDS, _read_item_fields(item), strict=True))
+
+
+_NEW_ROW_COLUMNS = (*_ITEM_FIELDS, "item_id", "first_seen", "digest", "entry_key", "present",
+                    "story_id", "features")
 
 
 def _item_row(item: Item, item_id: str, now: datetime, features: str | None,
               key: str) -> tuple[Any, ...]:
     """A new item's row, its values in the order of `_NEW_ROW_COLUMNS`."""
-    return (
-        item.source_id, item.origin, item.position, item.agency, item.agency_label, item.title,
-        item.title_key, item.text, item.html, item.truncated, item.content_hash, item.link,
-        item.guid, item.published, item.date_source,
-        item_id, now, identity.digest(item), key or None, True, None, features,
-    )
+    return (*_read_item_fields(item), item_id, now, identity.digest(item), key or None, True,
+            None, features)
 
 
 def _item_update(item: Item, item_id: str, digest: str, key: str) -> dict[str, Any]:
