@@ -52,6 +52,9 @@ HARD_STOP = 9.5
 every thread's stack and ends the process (status 1) if Python could not."""
 JOB_ID = "run"
 
+_SIGNAL_POLL = 0.25
+"""Seconds the daemon's main thread waits for an order before looking for signals again."""
+
 _STOP = "stop"
 _RELOAD = "reload"
 
@@ -356,7 +359,13 @@ class _Control:
     def run(self) -> None:
         """Reload on each SIGHUP; on the first stop, stop the HTTP server and return."""
         while True:
-            order, signum, at = self._events.get()
+            try:
+                order, signum, at = self._events.get(timeout=_SIGNAL_POLL)
+            except queue.Empty:
+                # Woken on purpose: a signal the kernel hands to another thread does not
+                # interrupt this wait, and Python runs its handler only once the main
+                # thread is back in the interpreter (a SIGTERM could wait for ever).
+                continue
             if order == _RELOAD:
                 log.info("reloading the config", extra=facts(signal=_signal_name(signum)))
                 self._daemon.reload()

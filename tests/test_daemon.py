@@ -236,3 +236,36 @@ def test_json_logs_are_one_object_per_line(
     assert runs[0]["outcome"] == "ok" and runs[0]["stories"] == 19
     assert runs[0]["logger"] == "aggregator.scheduler" and runs[0]["level"] == "info"
     assert isinstance(runs[0]["duration"], float)
+
+
+def test_a_stop_signal_the_kernel_hands_to_another_thread_still_stops_the_daemon() -> None:
+    """The kernel may deliver SIGTERM to any thread of the daemon (the scheduler's, a
+    fetch's); the main thread, waiting for orders, must still see it. Here a thread sends
+    it to itself, so only that thread is interrupted: before the fix the main thread slept
+    on until something else woke it (a daemon ignoring SIGTERM, seen in CI runs)."""
+    import faulthandler
+    import threading
+    from typing import Any, cast
+
+    from aggregator import scheduler
+
+    control = scheduler._Control(cast(Any, None), None)
+    previous = control.install_signal_handlers()
+    guard = threading.Timer(5.0, control.request_stop)  # ends the wait if the signal is lost
+
+    def send_to_this_thread() -> None:
+        time.sleep(0.2)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    try:
+        guard.start()
+        threading.Thread(target=send_to_this_thread).start()
+        started = time.monotonic()
+        control.run()
+        waited = time.monotonic() - started
+    finally:
+        faulthandler.cancel_dump_traceback_later()  # run() arms it to end a stuck daemon
+        guard.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    assert waited < 2.0, f"the stop came {waited:.1f} s later, from the guard, not the signal"
