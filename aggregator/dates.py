@@ -93,7 +93,7 @@ text has none."""
 
 # Words just before a date that make it a reference to another time, not the item's date.
 _REFERENCE_WORDS = re.compile(
-    r"(?:since|until|till|before|after|by|from|dated|as of|in force|effective|"
+    r"(?:since|until|till|through|before|after|by|from|dated|as of|in force|effective|"
     r"expires?|deadline|born)\s*\(?\s*$",
 )
 """Read in a `caseless` text (case-sensitive matching is the cheaper scan)."""

@@ -160,3 +160,21 @@ def test_titles_naming_other_countries_stay_apart_unless_each_lead_names_the_oth
     config = DedupConfig()
     assert compare(victims, call_centres, config).veto is None
     assert "titles name different countries" in (compare(victims, elsewhere, config).veto or "")
+
+
+def test_the_end_of_a_span_is_not_an_event_date() -> None:
+    # "taking part through 18 June": when an exercise ends, not the day it is reported on; the
+    # other agency dates the start. Neither a veto nor a date of the event.
+    start, report, later = _features(
+        ("nato", "Maritime exercise gets under way in the Baltic Sea",
+         "The annual maritime exercise began on 6 June 2025 with 40 ships from 16 Allies."),
+        ("jcs", "Sailors train with Allies in Baltic Sea exercise",
+         "WASHINGTON — 40 ships are taking part in the Baltic Sea exercise through 18 June 2025."),
+        ("jcs", "Sailors train with Allies in Baltic Sea exercise",
+         "WASHINGTON — 40 ships took part in the Baltic Sea exercise on 18 June 2025."),
+    )
+    assert report.event_dates == ()
+    assert later.event_dates != ()
+    config = DedupConfig()
+    assert compare(start, report, config).veto is None
+    assert "different event dates" in (compare(start, later, config).veto or "")

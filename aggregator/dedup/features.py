@@ -22,7 +22,7 @@ from aggregator.dedup import rarity, vocabulary
 from aggregator.gazetteer import caseless, fold
 from aggregator.model import StoredItem
 
-FEATURES_VERSION = 7
+FEATURES_VERSION = 8
 """Bumped whenever the features change: stored features of another version are read again
 from their items."""
 
