@@ -111,7 +111,7 @@ def _deduplicate(
     loaded = time.perf_counter()
     clustering = dedup.cluster(
         new_features, neighbourhood.features, neighbourhood.stories, config.dedup,
-        common_keys=neighbourhood.common_keys, stored_counts=neighbourhood.key_counts,
+        stored_counts=neighbourhood.key_counts,
         keys_of=fresh_keys,
     )
     clustered = time.perf_counter()
@@ -160,8 +160,7 @@ class _Neighbourhood:
 
     features: list[dedup.Features] = field(default_factory=list)
     stories: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    key_counts: dict[str, int] = field(default_factory=dict)
-    common_keys: frozenset[str] = frozenset()
+    key_counts: dict[str, dedup.Spread] = field(default_factory=dict)
 
 
 def _known_neighbourhood(
@@ -179,21 +178,22 @@ def _known_neighbourhood(
     window = int(config.dedup.window_days) + 1
     dated = [d for d in days if d is not None]
     span = None if len(dated) < len(days) else (min(dated) - window, max(dated) + window)
-    hits = store.candidates(keys, span, config.dedup.key_cap)
+    # New items enter the index only once placed, so the holders counted are stored items.
+    spreads = {key: dedup.Spread.of(by_day) for key, by_day in store.key_days(keys, span).items()}
+    wanted = dedup.keys_to_fetch(new_features, spreads, config.dedup, keys_of=fresh_keys)
     new_ids = {f.item_id for f in new_features}
-    holders = {key: ids - new_ids for key, ids in hits.items.items()}
-    candidate_ids = dedup.stored_candidates(new_features, holders, config.dedup,
+    holders = {key: {i: day for i, day in held.items() if i not in new_ids}
+               for key, held in (store.holders(wanted, span) if wanted else {}).items()}
+    candidate_ids = dedup.stored_candidates(new_features, holders, spreads, config.dedup,
                                             keys_of=fresh_keys)
-    counts = {key: len(ids) for key, ids in holders.items()}
     if not candidate_ids:
-        return _Neighbourhood(key_counts=counts, common_keys=hits.common)
+        return _Neighbourhood(key_counts=spreads)
     memberships = store.stories_of(candidate_ids)
     member_ids = [i for ids in memberships.values() for i in ids]
     return _Neighbourhood(
         features=list(_load_features(store, member_ids).values()),
         stories=memberships,
-        key_counts=counts,
-        common_keys=hits.common,
+        key_counts=spreads,
     )
 
 

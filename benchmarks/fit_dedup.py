@@ -62,8 +62,7 @@ def training_pairs(evaluation: EvalSet, config: DedupConfig,
     """Evidence vectors and labels of the pairs a cold run would score in one set: each item,
     in the order a run places them, with the candidates blocking finds among the items before
     it. `diagnosis` collects what became of each true pair (not a candidate, exact, vetoed)."""
-    index = Index(window=config.window_days, key_cap=config.key_cap, common=frozenset(),
-                  stored_counts={})
+    index = Index(window=config.window_days, key_cap=config.key_cap, stored_counts={})
     story_of = evaluation.labels.story_of
     vectors: list[list[float]] = []
     labels: list[int] = []

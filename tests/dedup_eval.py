@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ import feedparser
 
 from aggregator import dedup
 from aggregator.config import AgencyConfig, DedupConfig
-from aggregator.model import RawItem, StoredItem
+from aggregator.model import MatchNote, RawItem, StoredItem
 from aggregator.normalize import AgencyDirectory, normalize
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -222,15 +223,19 @@ def folds(evaluation: EvalSet, k: int) -> list[EvalSet]:
 
 
 def cluster_cold(items: Sequence[StoredItem] | Sequence[dedup.Features],
-                 config: DedupConfig) -> dict[str, str]:
-    """Cluster every item at once (a cold run); returns item id -> story id."""
+                 config: DedupConfig, notes: list[MatchNote] | None = None) -> dict[str, str]:
+    """Cluster every item at once (a cold run); returns item id -> story id (and adds the
+    decisions' notes to `notes`)."""
     features = _features(items)
     clustering = dedup.cluster(features, [], {}, config)
+    if notes is not None:
+        notes.extend(clustering.notes)
     return {i: s for s, ids in clustering.members.items() for i in ids}
 
 
 def cluster_incremental(items: Sequence[StoredItem] | Sequence[dedup.Features],
-                        config: DedupConfig) -> dict[str, str]:
+                        config: DedupConfig, notes: list[MatchNote] | None = None,
+                        ) -> dict[str, str]:
     """Cluster day by day, each day's items against the stories so far, the way the pipeline
     does it: stored candidates chosen through the blocking keys, then their stories."""
     features = {f.item_id: f for f in _features(items)}
@@ -242,12 +247,13 @@ def cluster_incremental(items: Sequence[StoredItem] | Sequence[dedup.Features],
     holders: dict[str, set[str]] = {}
     for day in sorted(batches):
         new = batches[day]
-        near = _near(holders, features, new, config)
-        chosen = dedup.stored_candidates(new, near, config)
+        spreads, near = _stored_view(holders, features, new, config)
+        chosen = dedup.stored_candidates(new, near, spreads, config)
         neighbourhood = {story_of[i]: stories[story_of[i]] for i in chosen}
         known = [features[i] for ids in neighbourhood.values() for i in ids]
-        result = dedup.cluster(new, known, neighbourhood, config,
-                               stored_counts={k: len(ids) for k, ids in near.items()})
+        result = dedup.cluster(new, known, neighbourhood, config, stored_counts=spreads)
+        if notes is not None:
+            notes.extend(result.notes)
         stories.update(result.members)
         for story_id, ids in result.members.items():
             story_of.update(dict.fromkeys(ids, story_id))
@@ -263,20 +269,26 @@ def _features(items: Sequence[StoredItem] | Sequence[dedup.Features]) -> list[de
     return dedup.extract_many(items)  # type: ignore[arg-type]
 
 
-def _near(holders: dict[str, set[str]], features: dict[str, dedup.Features],
-          new: Sequence[dedup.Features], config: DedupConfig) -> dict[str, set[str]]:
-    """What the store's candidate query returns: holders of the new items' keys within the
-    window of their days (undated items always), keys over the cap left out."""
+def _stored_view(
+    holders: dict[str, set[str]], features: dict[str, dedup.Features],
+    new: Sequence[dedup.Features], config: DedupConfig,
+) -> tuple[dict[str, dedup.Spread], dict[str, dict[str, int | None]]]:
+    """What the pipeline asks of the store (`placement`): the new items' keys' holders
+    counted day by day within the window of their days (undated items always), and the
+    holders of the keys worth fetching, with their days."""
     days = [f.day for f in new if f.day is not None]
-    span = (min(days) - config.window_days - 1, max(days) + config.window_days + 1) \
-        if len(days) == len(new) else None
-    found: dict[str, set[str]] = {}
+    window = int(config.window_days) + 1
+    span = (min(days) - window, max(days) + window) if len(days) == len(new) else None
+    found: dict[str, dict[str, int | None]] = {}
     for key in {k for f in new for k in dedup.blocking_keys(f)}:
-        ids = {i for i in holders.get(key, ()) if span is None or features[i].day is None
+        ids = {i: features[i].day for i in holders.get(key, ()) if span is None
+               or features[i].day is None
                or span[0] <= features[i].day <= span[1]}  # type: ignore[operator]
-        if ids and len(ids) <= config.key_cap:
+        if ids:
             found[key] = ids
-    return found
+    spreads = {key: dedup.Spread.of(Counter(ids.values())) for key, ids in found.items()}
+    wanted = dedup.keys_to_fetch(new, spreads, config)
+    return spreads, {key: ids for key, ids in found.items() if key in wanted}
 
 
 def score(assignment: dict[str, str], labels: Labels) -> Score:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -238,10 +239,11 @@ def test_stored_candidates_need_a_rare_shared_key_not_just_any_key() -> None:
                  for n in range(30)]
     features = dedup.extract_many([report, advisory, *unrelated])
     new, stored = features[0], features[1:]
-    holders: dict[str, set[str]] = {}
+    holders: dict[str, dict[str, int | None]] = {}
     for f in stored:
         for key in dedup.blocking_keys(f):
-            holders.setdefault(key, set()).add(f.item_id)
-    chosen = dedup.stored_candidates([new], holders, CONFIG)
+            holders.setdefault(key, {})[f.item_id] = f.day
+    spreads = {key: dedup.Spread.of(Counter(held.values())) for key, held in holders.items()}
+    chosen = dedup.stored_candidates([new], holders, spreads, CONFIG)
     assert "adv" in chosen
     assert len(chosen) < 5, chosen  # "Brussels" alone, shared by 30 items, picks none

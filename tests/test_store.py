@@ -172,7 +172,7 @@ def test_a_large_batch_is_stored_whole_with_its_dates_flags_and_stories(
         undated: "s-undated", dated: "s-dated"}
 
 
-def test_candidates_respect_the_day_window_and_key_cap(store: SqlStore) -> None:
+def test_key_days_and_holders_respect_the_day_window(store: SqlStore) -> None:
     ids = store.reconcile("seedfile:a.txt", [item(f"T{n}", f"B{n}", position=n) for n in range(4)],
                           NOW).new
     store.apply_stories(StoryPlan(
@@ -181,11 +181,12 @@ def test_candidates_respect_the_day_window_and_key_cap(store: SqlStore) -> None:
                       ("nrutte", ids[2], None), ("tcommon", ids[2], 100),
                       ("tcommon", ids[3], 101)],
     ))
-    hits = store.candidates(["nrutte", "tcommon"], (95, 105), limit_per_key=5)
-    assert hits.items["nrutte"] == {ids[0], ids[2]}
-    assert hits.items["tcommon"] == {ids[2], ids[3]}
-    capped = store.candidates(["tcommon"], None, limit_per_key=1)
-    assert "tcommon" not in capped.items and capped.common == {"tcommon"}
+    assert store.key_days(["nrutte", "tcommon", "nabsent"], (95, 105)) == {
+        "nrutte": {100: 1, None: 1}, "tcommon": {100: 1, 101: 1}}
+    assert store.key_days(["nrutte"], None) == {"nrutte": {100: 1, 120: 1, None: 1}}
+    assert store.holders(["nrutte", "tcommon"], (95, 105)) == {
+        "nrutte": {ids[0]: 100, ids[2]: None}, "tcommon": {ids[2]: 100, ids[3]: 101}}
+    assert store.holders(["tcommon"], (101, 130)) == {"tcommon": {ids[3]: 101}}
 
 
 def test_source_state_round_trips(store: SqlStore) -> None:

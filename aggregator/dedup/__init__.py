@@ -14,10 +14,12 @@ The stages, one module each:
 """
 
 from aggregator.dedup.blocking import (
+    Spread,
     best_candidates,
     blocking_keys,
     index_rows,
     is_strong_key,
+    keys_to_fetch,
     stored_candidates,
 )
 from aggregator.dedup.cluster import (
@@ -55,6 +57,7 @@ __all__ = [
     "Comparison",
     "Evidence",
     "Features",
+    "Spread",
     "Weighting",
     "best_candidates",
     "blocking_keys",
@@ -68,6 +71,7 @@ __all__ = [
     "index_rows",
     "is_strong_key",
     "joins",
+    "keys_to_fetch",
     "processing_order",
     "rerank",
     "richness",

@@ -22,7 +22,6 @@ _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
 MIN_CANDIDATE_OVERLAP = 1.0
 """Weighted keys a candidate must share: one rare name, or several commoner words."""
 _STRONG_WEIGHT = 2.0
-_COMMON = 10**9
 
 _BROAD_KINDS = frozenset("ckatx")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
@@ -131,20 +130,95 @@ def _ranked(scores: Mapping[Candidate, float], limit: int) -> list[Candidate]:
     return [candidate for _, candidate in ranked[:limit]]
 
 
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """How many stored items hold one key, day by day: so a later run counts a key's
+    holders within each new item's own window, as a cold run does."""
+
+    days: tuple[int, ...]
+    """The days that have holders, in order."""
+    running: tuple[int, ...]
+    """Holders up to and including each of `days`."""
+    undated: int = 0
+
+    @classmethod
+    def of(cls, by_day: Mapping[int | None, int]) -> Spread:
+        """From the number of holders on each day (None: undated holders)."""
+        days = sorted(d for d in by_day if d is not None)
+        running: list[int] = []
+        total = 0
+        for day in days:
+            total += by_day[day]
+            running.append(total)
+        return cls(tuple(days), tuple(running), by_day.get(None, 0))
+
+    def near(self, window: tuple[int, int] | None) -> int:
+        """Holders dated within `window` (None: all of them), and the undated ones."""
+        if not self.running:
+            return self.undated
+        if window is None:
+            return self.running[-1] + self.undated
+        hi = bisect.bisect_right(self.days, window[1])
+        lo = bisect.bisect_left(self.days, window[0])
+        within = (self.running[hi - 1] if hi else 0) - (self.running[lo - 1] if lo else 0)
+        return within + self.undated
+
+
+def window_of(f: Features, window: float) -> tuple[int, int] | None:
+    """The days within `window` of an item's day (None: undated, no bound)."""
+    if f.day is None:
+        return None
+    return math.floor(f.day - window), math.floor(f.day + window)
+
+
+def keys_to_fetch(
+    new: Sequence[Features], spreads: Mapping[str, Spread], config: DedupConfig,
+    keys_of: Mapping[str, Sequence[str]] | None = None,
+) -> set[str]:
+    """The keys whose stored holders can find a candidate: those held by few enough
+    stored items within the window of some new item that holds them (the others are
+    skipped for every new item, as a cold run skips them)."""
+    computed = keys_of or {}
+    wanted: set[str] = set()
+    for f in new:
+        known_keys = computed.get(f.item_id)
+        span = window_of(f, config.window_days)
+        for key in known_keys if known_keys is not None else blocking_keys(f):
+            spread = spreads.get(key)
+            if spread is not None and key not in wanted \
+                    and useful(key, spread.near(span), config.key_cap):
+                wanted.add(key)
+    return wanted
+
+
 def stored_candidates(
-    new: Sequence[Features], holders: Mapping[str, Collection[str]], config: DedupConfig,
+    new: Sequence[Features], holders: Mapping[str, Mapping[str, int | None]],
+    spreads: Mapping[str, Spread], config: DedupConfig,
     keys_of: Mapping[str, Sequence[str]] | None = None,
 ) -> set[str]:
     """The stored items worth comparing with new ones: the best `candidate_limit` per new
-    item. `holders` maps each key (under the cap) to the stored items that hold it;
-    `keys_of` has new items' blocking keys where they were computed already."""
+    item, among the holders within its window, keys weighed by their holders there.
+    `holders` maps each fetched key to the stored items holding it (with their days);
+    `spreads` counts every key's stored holders by day; `keys_of` has new items' blocking
+    keys where they were computed already."""
     chosen: set[str] = set()
     computed = keys_of or {}
     for f in new:
         known_keys = computed.get(f.item_id)
         keys = known_keys if known_keys is not None else blocking_keys(f)
-        held = ((key, sorted(holders[key]), len(holders[key])) for key in keys
-                if useful(key, len(holders.get(key, ())), config.key_cap))
+        span = window_of(f, config.window_days)
+        held: list[tuple[str, Sequence[str], int]] = []
+        for key in keys:
+            holding = holders.get(key)
+            if not holding:
+                continue
+            frequency = spreads[key].near(span)
+            if not useful(key, frequency, config.key_cap):
+                continue
+            near = sorted(i for i, day in holding.items() if span is None or day is None
+                          or span[0] <= day <= span[1])
+            if near:
+                held.append((key, near, frequency))
         chosen.update(best_candidates(held, config.candidate_limit))
     return chosen
 
@@ -178,9 +252,9 @@ class Index:
 
     window: float
     key_cap: int
-    common: frozenset[str]
-    stored_counts: Mapping[str, int]
-    """How many stored items hold each key (the store's view, from an incremental run)."""
+    stored_counts: Mapping[str, Spread]
+    """How many stored items hold each key, day by day (the store's view, from an
+    incremental run)."""
     dated: dict[str, int | array[int]] = field(default_factory=dict)
     """key -> its dated postings, each `_pack(day, slot)`, in order: one int while a key has
     one posting (most names and hashes do), an array from the second on."""
@@ -279,6 +353,10 @@ class Index:
         return (_pack(math.floor(f.day - self.window), 0),
                 _pack(math.floor(f.day + self.window), _SLOT_MASK))
 
+    def _days_near(self, f: Features) -> tuple[int, int] | None:
+        """The days of the window of `f` (the days `_span` bounds)."""
+        return window_of(f, self.window)
+
     def _near(self, key: str, f: Features) -> Sequence[int]:
         """`key`'s dated postings within the window of `f` (all, if `f` is undated)."""
         held = self.dated.get(key)
@@ -324,9 +402,8 @@ class Index:
         """How many items near `f` hold `key`: the store's count of its stored holders, and
         the items of this run indexed so far (the stored items indexed, a neighbourhood, are
         in the store's count already), so a later run weighs keys as a cold run would."""
-        if key in self.common:
-            return _COMMON
-        stored = self.stored_counts.get(key, 0)
+        spread = self.stored_counts.get(key)
+        stored = spread.near(self._days_near(f)) if spread is not None else 0
         known = self.known_slots
         if not known:
             return stored + self._near_count(key, f)
@@ -346,7 +423,6 @@ class Index:
         focused = f is self.around
         span = self.span if focused else self._span(f)
         counts = self.counts
-        common = self.common
         dated = self.dated
         undated_postings = self.undated
         key_cap = self.key_cap
@@ -355,8 +431,6 @@ class Index:
         scores: dict[int, float] = {}
         get = scores.get
         for key in keys:
-            if key in common:
-                continue
             cap = _BROAD_KEY_CAP if key[0] in _BROAD_KINDS else key_cap
             unplaced = undated_postings.get(key)
             undated: Sequence[int] = (() if unplaced is None else (unplaced,)

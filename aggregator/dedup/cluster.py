@@ -9,11 +9,11 @@ an item exactly as a cold run would: the same candidates, the same comparisons.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aggregator.config import DedupConfig
-from aggregator.dedup.blocking import Index, blocking_keys
+from aggregator.dedup.blocking import Index, Spread, blocking_keys
 from aggregator.dedup.compare import Comparison, Evidence, assess, explained
 from aggregator.dedup.features import Features
 from aggregator.identity import story_id_for
@@ -36,20 +36,19 @@ def cluster(
     stories: Mapping[str, Sequence[str]],
     config: DedupConfig,
     *,
-    common_keys: Iterable[str] = (),
-    stored_counts: Mapping[str, int] | None = None,
+    stored_counts: Mapping[str, Spread] | None = None,
     keys_of: Mapping[str, Sequence[str]] | None = None,
 ) -> Clustering:
     """Assign `new` items to the stories of `known` items, or to new stories.
 
     `stories` maps each story id to its members among `known`. From an incremental run,
-    `stored_counts` says how many stored items near the new ones hold each of their keys and
-    `common_keys` which keys the store found too frequent to use. `keys_of` holds new items'
-    blocking keys where they were computed already (by item id). Returns the whole
-    membership, canonical first, of every story that gained a member.
+    `stored_counts` says how many stored items hold each of their keys, day by day (keys too
+    common to fetch holders for too). `keys_of` holds new items' blocking keys where they
+    were computed already (by item id). Returns the whole membership, canonical first, of
+    every story that gained a member.
     """
     index = Index(window=config.window_days, key_cap=config.key_cap,
-                  common=frozenset(common_keys), stored_counts=stored_counts or {})
+                  stored_counts=stored_counts or {})
     by_id: dict[str, Features] = {f.item_id: f for f in known}
     members: dict[str, list[str]] = {}
     story_of_item: dict[str, str] = {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from aggregator.identity import STORY_NAMESPACE, story_id_for
 from aggregator.store.api import (
-    Candidates,
     ReconcileResult,
     Removal,
     SourceState,
@@ -35,7 +34,6 @@ from aggregator.store.unpublish import Unpublishing
 __all__ = [
     "MIGRATIONS",
     "STORY_NAMESPACE",
-    "Candidates",
     "ReconcileResult",
     "Removal",
     "SourceState",

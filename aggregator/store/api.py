@@ -45,16 +45,6 @@ class ReconcileResult:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidates:
-    """Stored items found through blocking keys."""
-
-    items: Mapping[str, set[str]]
-    """key -> ids of the stored items holding it (keys under the cap only)."""
-    common: frozenset[str]
-    """Keys held by more items than the cap: too common to find candidates with."""
-
-
-@dataclass(frozen=True, slots=True)
 class StoryPlan:
     """Dedup's decisions to apply: story membership, canonical order and notes."""
 
@@ -124,8 +114,10 @@ class Store(Protocol):
     def entry_keys(self, source_ids: Iterable[str]) -> dict[str, dict[str, str]]: ...
     def items(self, item_ids: Iterable[str]) -> list[StoredItem]: ...
     def features(self, item_ids: Iterable[str]) -> dict[str, str]: ...
-    def candidates(self, keys: Iterable[str], days: tuple[int, int] | None,
-                   limit_per_key: int) -> Candidates: ...
+    def key_days(self, keys: Iterable[str],
+                 days: tuple[int, int] | None) -> dict[str, dict[int | None, int]]: ...
+    def holders(self, keys: Iterable[str],
+                days: tuple[int, int] | None) -> dict[str, dict[str, int | None]]: ...
     def has_index(self) -> bool: ...
     def stories_of(self, item_ids: Iterable[str]) -> dict[str, tuple[str, ...]]: ...
     def apply_stories(self, plan: StoryPlan) -> None: ...

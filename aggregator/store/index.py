@@ -12,7 +12,7 @@ from itertools import islice
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from aggregator.store.api import Candidates, StoryPlan
+from aggregator.store.api import StoryPlan
 from aggregator.store.engine import SqlBase, bulk_insert, chunks
 from aggregator.store.schema import dedup_keys
 
@@ -23,47 +23,53 @@ _KEY_ROWS_AT_ONCE = 50_000
 class DedupIndex(SqlBase):
     """The `dedup_keys` table."""
 
-    def candidates(
-        self, keys: Iterable[str], days: tuple[int, int] | None, limit_per_key: int
-    ) -> Candidates:
-        """Stored items sharing each key, within a day range (undated items always match).
-
-        A key shared by more than `limit_per_key` items is too common to tell stories
-        apart: it is reported in `common` instead.
-        """
+    def key_days(
+        self, keys: Iterable[str], days: tuple[int, int] | None
+    ) -> dict[str, dict[int | None, int]]:
+        """How many stored items hold each key on each day within a day range (undated
+        items always count, under None). Counted inside the index: a common key's
+        thousands of postings are never fetched."""
         by_hash = {key_hash(k): k for k in keys}
-        in_range = (sa.or_(dedup_keys.c.day.between(*days), dedup_keys.c.day.is_(None))
-                    if days is not None else sa.true())
-        common: set[str] = set()
-        wanted: list[int] = []
-        result: dict[str, set[str]] = defaultdict(set)
+        result: dict[str, dict[int | None, int]] = defaultdict(dict)
         with self._tx() as conn:
-            # Count first (inside the index), so a common key's thousands of postings are
-            # never fetched only to be dropped.
             for chunk in chunks(sorted(by_hash)):
-                counts = conn.execute(
-                    sa.select(dedup_keys.c.key, sa.func.count())
-                    .where(dedup_keys.c.key.in_(chunk), in_range)
-                    .group_by(dedup_keys.c.key)
-                )
-                for hashed, count in counts:
-                    if count > limit_per_key:
-                        common.add(by_hash[hashed])
-                    else:
-                        wanted.append(hashed)
-            for chunk in chunks(wanted):
                 rows = conn.execute(
-                    sa.select(dedup_keys.c.key, dedup_keys.c.item_id)
-                    .where(dedup_keys.c.key.in_(chunk), in_range)
+                    sa.select(dedup_keys.c.key, dedup_keys.c.day, sa.func.count())
+                    .where(dedup_keys.c.key.in_(chunk), _in_range(days))
+                    .group_by(dedup_keys.c.key, dedup_keys.c.day)
                 )
-                for hashed, item_id in rows:
-                    result[by_hash[hashed]].add(item_id)
-        return Candidates(items=dict(result), common=frozenset(common))
+                for hashed, day, count in rows:
+                    result[by_hash[hashed]][day] = count
+        return dict(result)
+
+    def holders(
+        self, keys: Iterable[str], days: tuple[int, int] | None
+    ) -> dict[str, dict[str, int | None]]:
+        """The stored items holding each key within a day range (undated items always),
+        with their days."""
+        by_hash = {key_hash(k): k for k in keys}
+        result: dict[str, dict[str, int | None]] = defaultdict(dict)
+        with self._tx() as conn:
+            for chunk in chunks(sorted(by_hash)):
+                rows = conn.execute(
+                    sa.select(dedup_keys.c.key, dedup_keys.c.item_id, dedup_keys.c.day)
+                    .where(dedup_keys.c.key.in_(chunk), _in_range(days))
+                )
+                for hashed, item_id, day in rows:
+                    result[by_hash[hashed]][item_id] = day
+        return dict(result)
 
     def has_index(self) -> bool:
         """Whether any item is in the blocking index yet (not on a first run)."""
         with self._tx() as conn:
             return conn.execute(sa.select(dedup_keys.c.key).limit(1)).first() is not None
+
+
+def _in_range(days: tuple[int, int] | None) -> sa.ColumnElement[bool]:
+    """Index rows dated within `days` (all, when None), and the undated ones."""
+    if days is None:
+        return sa.true()
+    return sa.or_(dedup_keys.c.day.between(*days), dedup_keys.c.day.is_(None))
 
 
 def write_index(conn: Connection, plan: StoryPlan) -> None:
