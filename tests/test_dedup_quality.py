@@ -45,9 +45,9 @@ def test_the_regression_set_is_as_labelled(regression) -> None:
 
 
 def test_the_blind_sets_are_large_enough_and_as_labelled(blind) -> None:
-    assert sum(len(s.items) for s in blind) >= 900
-    assert sum(s.labels.multi_item_stories() for s in blind) >= 190
-    assert sum(len(s.labels.hard_negatives) for s in blind) >= 290
+    assert sum(len(s.items) for s in blind) >= 1300
+    assert sum(s.labels.multi_item_stories() for s in blind) >= 270
+    assert sum(len(s.labels.hard_negatives) for s in blind) >= 400
     for evaluation in blind:
         assert {i.item_id for i in evaluation.items} == set(evaluation.labels.story_of)
         for a, b, _ in evaluation.labels.hard_negatives:
@@ -84,9 +84,9 @@ def test_the_regression_set_keeps_its_stories(regression, clustering) -> None:
 def test_the_held_out_test_split_stays_at_its_measured_level(blind, clustering) -> None:
     tests = [split(s)[1] for s in blind]
     result = pooled([score(clustering(t.features, DedupConfig()), t.labels) for t in tests])
-    assert result.precision >= 0.89, result.false_merges
-    assert result.recall >= 0.66, result.missed_merges
-    assert len(result.hard_negative_merges) <= 8, result.hard_negative_merges
+    assert result.precision >= 0.90, result.false_merges
+    assert result.recall >= 0.62, result.missed_merges
+    assert len(result.hard_negative_merges) <= 9, result.hard_negative_merges
 
 
 def test_the_dense_window_sets_are_as_labelled() -> None:
