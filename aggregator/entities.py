@@ -13,7 +13,13 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from aggregator.gazetteer import COUNTRY_PHRASES, LONGEST_COUNTRY_PHRASE, caseless, fold
+from aggregator.gazetteer import (
+    COUNTRY_PHRASES,
+    JOINED_COUNTRY_NAMES,
+    LONGEST_COUNTRY_PHRASE,
+    caseless,
+    fold,
+)
 
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
@@ -256,6 +262,10 @@ def names_and_countries(text: str) -> tuple[set[str], dict[str, int]]:
             found[name] = found.get(name, False) or confirmed
         for code in codes:
             countries.setdefault(code, run.start())
+    for spelling, code in JOINED_COUNTRY_NAMES:
+        at = text.find(spelling)
+        if at != -1 and countries.get(code, at) >= at:
+            countries[code] = at
     if not names_reliable:
         return set(), countries
     return {name for name, confirmed in found.items() if confirmed or " " in name}, countries

@@ -204,3 +204,18 @@ def _build() -> dict[tuple[str, ...], str]:
 COUNTRY_PHRASES: dict[tuple[str, ...], str] = _build()
 """Folded word tuples ("north", "macedonia") -> ISO code."""
 LONGEST_COUNTRY_PHRASE = max(len(words) for words in COUNTRY_PHRASES)
+
+
+def _joined() -> tuple[tuple[str, str], ...]:
+    spellings: list[tuple[str, str]] = []
+    for line in _COUNTRIES.strip().splitlines():
+        code, names = line.split(" ", 1)
+        spellings.extend((name, code) for name in names.split("|")
+                         if any(word.islower() for word in name.split()[1:]))
+    return tuple(spellings)
+
+
+JOINED_COUNTRY_NAMES: tuple[tuple[str, str], ...] = _joined()
+"""(spelling, ISO code) of the country names with a lower-case word inside ("Republic of
+Korea", "Bosnia and Herzegovina"): a run of capitalized words stops at that word, so these
+are looked for as they are spelled."""

@@ -9,6 +9,7 @@ from importlib import resources
 
 import pytest
 
+from aggregator import entities
 from aggregator.config import AgencyConfig, DedupConfig
 from aggregator.dedup import Features, compare, extract_many, scorer, vocabulary
 from aggregator.dedup.rarity import language
@@ -178,3 +179,27 @@ def test_the_end_of_a_span_is_not_an_event_date() -> None:
     config = DedupConfig()
     assert compare(start, report, config).veto is None
     assert "different event dates" in (compare(start, later, config).veto or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Readout of the Chairman's call with the Republic of Korea Chairman", "KR"),
+        ("Police of Bosnia and Herzegovina seized rifles", "BA"),
+        ("Peacekeepers in the Democratic Republic of the Congo", "CD"),
+    ],
+)
+def test_country_names_with_a_lower_case_word_inside_are_read_whole(text: str, code: str) -> None:
+    assert code in entities.names_and_countries(text)[1]
+
+
+def test_calls_with_the_chiefs_of_two_countries_stay_apart() -> None:
+    korea, japan = _features(
+        ("jcs", "Readout of Chairman's Call With Republic of Korea Chairman of the Joint Chiefs",
+         "The Chairman spoke by phone today with Gen. Jeong Kyeong-doo, Chairman of the Republic"
+         " of Korea Joint Chiefs of Staff. The leaders discussed North Korea's missile tests."),
+        ("jcs", "Readout of Chairman's Call With Japan's Chief of Staff, Joint Staff",
+         "The Chairman spoke by phone today with Adm. Katsutoshi Kawano, Chief of Staff of the "
+         "Japan Joint Staff. The leaders discussed North Korea's missile tests."),
+    )
+    assert "titles name different countries" in (compare(korea, japan, DedupConfig()).veto or "")
