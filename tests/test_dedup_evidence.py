@@ -4,6 +4,7 @@ and the fitted scorer's shape."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -11,7 +12,8 @@ import pytest
 
 from aggregator import entities
 from aggregator.config import AgencyConfig, DedupConfig
-from aggregator.dedup import Features, compare, extract_many, scorer, vocabulary
+from aggregator.dedup import Features, compare, evidence, extract_many, scorer, vocabulary
+from aggregator.dedup.features import day_number
 from aggregator.dedup.rarity import language
 from aggregator.model import RawItem, StoredItem
 from aggregator.normalize import AgencyDirectory, normalize
@@ -203,3 +205,21 @@ def test_calls_with_the_chiefs_of_two_countries_stay_apart() -> None:
          "Japan Joint Staff. The leaders discussed North Korea's missile tests."),
     )
     assert "titles name different countries" in (compare(korea, japan, DedupConfig()).veto or "")
+
+
+def test_an_undated_item_is_timed_by_the_event_it_dates() -> None:
+    # Europol's feed gives no dates: its item's "On 7 March 2025" places it in time against
+    # a report published on 9 March; with no date in the text either, it is undated.
+    arrests, report, bare = _features(
+        ("europol", "Eleven arrested for phone scams",
+         "On 7 March 2025 police in Spain arrested eleven members of a phone scam network."),
+        ("eurojust", "Call centres of phone scammers shut",
+         "Judicial authorities in Spain shut four call centres of a phone scam network."),
+        ("europol", "Phone scam network dismantled",
+         "Police in Spain dismantled a phone scam network and arrested eleven suspects."),
+    )
+    report = replace(report, day=day_number(datetime(2025, 3, 9, tzinfo=UTC)))
+    timed = evidence(arrests, report)
+    assert timed.get("undated") == 0.0 and timed.get("days_apart") == 2 / 14
+    untimed = evidence(bare, report)
+    assert untimed.get("undated") == 1.0 and untimed.get("days_apart") == 0.0

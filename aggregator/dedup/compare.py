@@ -179,8 +179,8 @@ def evidence(a: Features, b: Features, weighting: Weighting = UNIFORM) -> Eviden
         1.0 if same_day is not None else 0.0,
         1.0 if a.event_dates and b.event_dates and _event_day_gap(a, b) > 0 else 0.0,
         1.0 if operation is not None else 0.0,
-        min(days_apart, 14) / 14 if days_apart is not None else 0.0,
-        1.0 if days_apart is None else 0.0,
+        min(timed, 14) / 14 if (timed := _time_apart(a, b, days_apart)) is not None else 0.0,
+        1.0 if timed is None else 0.0,
         1.0 if a.agency == b.agency else 0.0,
         1.0 if a.agency != b.agency and a.agency in b.organisations
         and b.agency in a.organisations else 0.0,
@@ -385,6 +385,18 @@ def _operation_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
     if not common and len(a_by_name) == 1 and len(b_by_name) == 1:
         return (f"different operations ({next(iter(a_by_name)).title()} vs "
                 f"{next(iter(b_by_name)).title()})")
+    return None
+
+
+def _time_apart(a: Features, b: Features, days_apart: int | None) -> int | None:
+    """Days between two items' publication, or, when one has no date of publication, between
+    the event it dates first and the other's publication (None: nothing to go by)."""
+    if days_apart is not None:
+        return days_apart
+    if a.day is None and b.day is not None and a.event_dates:
+        return max(0, b.day - a.event_dates[0][1], a.event_dates[0][0] - b.day)
+    if b.day is None and a.day is not None and b.event_dates:
+        return max(0, a.day - b.event_dates[0][1], b.event_dates[0][0] - a.day)
     return None
 
 
