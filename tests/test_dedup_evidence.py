@@ -208,17 +208,19 @@ def test_calls_with_the_chiefs_of_two_countries_stay_apart() -> None:
 
 
 def test_an_undated_item_is_timed_by_the_event_it_dates() -> None:
-    # Europol's feed gives no dates: its item's "On 7 March 2025" places it in time against
-    # a report published on 9 March; with no date in the text either, it is undated.
+    # Europol's feed gives no dates, and "on 7 March" (no year) gives the item none either;
+    # it still places the item in time against a report published on 9 March. With no date
+    # in the text at all, an item is undated.
     arrests, report, bare = _features(
         ("europol", "Eleven arrested for phone scams",
-         "On 7 March 2025 police in Spain arrested eleven members of a phone scam network."),
+         "Police in Spain arrested eleven members of a phone scam network on 7 March."),
         ("eurojust", "Call centres of phone scammers shut",
          "Judicial authorities in Spain shut four call centres of a phone scam network."),
         ("europol", "Phone scam network dismantled",
          "Police in Spain dismantled a phone scam network and arrested eleven suspects."),
     )
     report = replace(report, day=day_number(datetime(2025, 3, 9, tzinfo=UTC)))
+    assert arrests.day is None and arrests.event_dates
     timed = evidence(arrests, report)
     assert timed.get("undated") == 0.0 and timed.get("days_apart") == 2 / 14
     untimed = evidence(bare, report)
