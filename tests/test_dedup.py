@@ -11,6 +11,7 @@ from conftest import SEEDS
 
 from aggregator import dedup
 from aggregator.config import AgencyConfig, DedupConfig
+from aggregator.dedup.blocking import Index
 from aggregator.model import RawItem, StoredItem
 from aggregator.normalize import AgencyDirectory, normalize
 from aggregator.sources.seedfile import parse_seed_bytes
@@ -247,3 +248,28 @@ def test_stored_candidates_need_a_rare_shared_key_not_just_any_key() -> None:
     chosen = dedup.stored_candidates([new], holders, spreads, CONFIG)
     assert "adv" in chosen
     assert len(chosen) < 5, chosen  # "Brussels" alone, shared by 30 items, picks none
+
+
+def test_reports_of_one_country_a_day_apart_are_compared_though_they_share_no_rare_word() -> None:
+    # One case, two angles: the arrests and the searches. They share a country and the
+    # days, not a name. Twenty other items name the country later in the fortnight, so the
+    # country alone weighs little; within a few days, it still finds the other report.
+    arrests = make("arrests", "Eleven arrested in coordinated raids",
+                   "Police officers in Lithuania arrested eleven suspects on Tuesday.",
+                   agency="europol", day=3)
+    centres = make("centres", "Four offices searched after investigation",
+                   "Prosecutors in Lithuania searched four offices and froze bank accounts.",
+                   agency="eurojust", day=4)
+    others = [make(f"o{n}", f"Ministers discuss defence, meeting {n}",
+                   "Ministers met in Lithuania to discuss air defence.", day=8 + n % 10)
+              for n in range(20)]
+    features = dedup.extract_many([arrests, *others, centres])
+    index = Index(window=CONFIG.window_days, key_cap=CONFIG.key_cap, stored_counts={})
+    for f in features[:-1]:
+        index.add(f, f.item_id)
+    last = features[-1]
+    keys = dedup.blocking_keys(last)
+    index.focus(last, keys)
+    found = [index.features[slot].item_id
+             for slot in index.candidates(last, keys, CONFIG.candidate_limit)]
+    assert found == ["arrests"]

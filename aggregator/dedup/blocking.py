@@ -23,10 +23,12 @@ MIN_CANDIDATE_OVERLAP = 1.0
 """Weighted keys a candidate must share: one rare name, or several commoner words."""
 _STRONG_WEIGHT = 2.0
 
-_BROAD_KINDS = frozenset("ckatx")
+_BROAD_KINDS = frozenset("ckatxy")
 """Key kinds that many items share (countries, kind of crime with country or agency, title
 words): past `_BROAD_KEY_CAP` holders they find no story worth the comparisons."""
 _BROAD_KEY_CAP = 30
+_DAYS_TOGETHER = 3
+"""Width of the spans of days of a country-and-time key: items 2 days apart share one."""
 
 Candidate = TypeVar("Candidate", int, str)
 
@@ -66,6 +68,12 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
         countries = sorted(f.countries)[:4]
         keys.update(f"k{kind}|{country}" for kind in kinds for country in countries)
         keys.update(f"a{f.agency}|{kind}" for kind in kinds)
+    # The same country within a few days (by publication, or the first event dated):
+    # agencies telling one case with other words and facts share little more.
+    anchor = f.day if f.day is not None else (f.event_dates[0][0] if f.event_dates else None)
+    if anchor is not None:
+        for country in sorted(f.countries)[:4]:
+            keys.update(f"y{country}|{(anchor + shift) // _DAYS_TOGETHER}" for shift in (0, 1))
     # Host and visitor: each agency's report of a visit or a joint action names the other.
     if f.organisations:
         keys.update("x" + "|".join(sorted((f.agency, other))) for other in f.organisations
