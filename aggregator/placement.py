@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _FEATURE_BATCH = 1000
+_KEYS_VERSION_META = "dedup_keys_version"
+"""Store setting: the features and blocking versions that indexed the stored items."""
 """Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
 
 
@@ -104,6 +106,7 @@ def _deduplicate(
         return  # nothing to place: a run of 304s never even loads dedup (and numpy)
     from aggregator import dedup
 
+    _rekey_if_outdated(store)
     timer = time.perf_counter()
     new_features = [fresh[i] for i in pending if i in fresh]
     new_features += _load_features(store, [i for i in pending if i not in fresh]).values()
@@ -144,6 +147,33 @@ def _deduplicate(
     log.debug("dedup new=%d known=%d neighbourhood=%.2fs cluster=%.2fs write=%.2fs",
               len(new_features), len(neighbourhood.features), loaded - timer,
               clustered - loaded, time.perf_counter() - clustered)
+
+
+def _rekey_if_outdated(store: Store) -> None:
+    """Work out the stored items' blocking keys again when this version computes other keys
+    (or other features) than the one that indexed them, so that new items find stored ones
+    as a cold run would. Once per upgrade (and again after one that was interrupted: the
+    version is recorded last)."""
+    from aggregator import dedup
+
+    version = f"{dedup.FEATURES_VERSION}.{dedup.BLOCKING_VERSION}"
+    if store.get_meta(_KEYS_VERSION_META) == version:
+        return
+    item_ids = store.placed_items()
+    if item_ids:
+        timer = time.perf_counter()
+        # All at once, then batch by batch: deleting by item would scan the index each time.
+        store.clear_index()
+        for start in range(0, len(item_ids), _FEATURE_BATCH):
+            features = _load_features(store, item_ids[start : start + _FEATURE_BATCH])
+            rows = list(dedup.index_rows(features.values()))
+            store.apply_stories(StoryPlan(
+                members={}, index_rows=rows.__iter__,
+                features={i: f.to_json() for i, f in features.items()},
+            ))
+        log.info("re-indexed the blocking keys of %d stored items (indexed by another "
+                 "version) in %.1fs", len(item_ids), time.perf_counter() - timer)
+    store.set_meta(_KEYS_VERSION_META, version)
 
 
 def _analyse(store: Store, item_ids: Sequence[str]) -> list[dedup.Features]:

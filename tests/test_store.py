@@ -189,6 +189,18 @@ def test_key_days_and_holders_respect_the_day_window(store: SqlStore) -> None:
     assert store.holders(["tcommon"], (101, 130)) == {"tcommon": {ids[3]: 101}}
 
 
+def test_the_index_is_cleared_whole_and_placed_items_are_listed(store: SqlStore) -> None:
+    ids = store.reconcile("seedfile:a.txt", [item(f"T{n}", f"B{n}", position=n) for n in range(3)],
+                          NOW).new
+    store.apply_stories(StoryPlan(members={"s0": (ids[0], ids[1])},
+                                  index_rows=lambda: [("nrutte", ids[0], 100)]))
+    assert store.placed_items() == sorted(ids[:2])
+    assert store.has_index()
+    store.clear_index()
+    assert not store.has_index() and store.key_days(["nrutte"], None) == {}
+    assert store.placed_items() == sorted(ids[:2])
+
+
 def test_source_state_round_trips(store: SqlStore) -> None:
     assert store.source_state("feed:x") is None
     state = SourceState(source_id="feed:x", kind="feed", etag='"abc"', failures=2,

@@ -5,12 +5,14 @@ writes are (several nodes may do it at once)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import Workspace, seed_text
 from sqlalchemy.engine import Connection
 
 from aggregator import identity
@@ -163,3 +165,37 @@ def test_entry_keys_kept_in_the_digest_by_an_earlier_build_move_to_their_column(
         assert not again.new and not again.changed
     finally:
         store.close()
+
+
+def test_a_store_indexed_by_another_version_is_indexed_again_before_new_items_are_placed(
+    workspace: Workspace,
+) -> None:
+    # An older build indexed other blocking keys. Stand-in: the keys of every item but one
+    # are gone and the version recorded is another. A report of the Montenegro meeting
+    # arriving later must still find the stories it belongs to, as a cold run would.
+    assert workspace.run("--once").returncode == 0
+    db = sqlite3.connect(workspace.state)
+    with db:
+        rows = db.execute("SELECT count(*) FROM dedup_keys").fetchone()[0]
+        kept = db.execute("SELECT item_id FROM dedup_keys LIMIT 1").fetchone()[0]
+        db.execute("DELETE FROM dedup_keys WHERE item_id != ?", (kept,))
+        db.execute("UPDATE meta SET value = '1.1' WHERE key = 'dedup_keys_version'")
+    (workspace.seeds / "zz_later.txt").write_text(seed_text([(
+        "Rutte and Milatović discuss the Western Balkans",
+        "NATO",
+        "NATO Secretary General Mark Rutte welcomed President Jakov Milatović of Montenegro "
+        "to NATO Headquarters in Brussels on Wednesday 4 December 2024.",
+    )]), encoding="utf-8")
+    result = workspace.run("--once", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "re-indexed the blocking keys" in result.stderr
+    with db:
+        assert db.execute("SELECT count(*) FROM dedup_keys").fetchone()[0] > rows
+        stories = dict(db.execute(
+            "SELECT title, story_id FROM items WHERE title LIKE '%Montenegro%' "
+            "OR title LIKE '%Milatovi%'").fetchall())
+        version = db.execute(
+            "SELECT value FROM meta WHERE key = 'dedup_keys_version'").fetchone()[0]
+    db.close()
+    assert len(set(stories.values())) == 1, stories
+    assert version != "1.1"

@@ -14,6 +14,7 @@ The stages, one module each:
 """
 
 from aggregator.dedup.blocking import (
+    BLOCKING_VERSION,
     Spread,
     best_candidates,
     blocking_keys,
@@ -50,6 +51,7 @@ from aggregator.dedup.features import (
 from aggregator.identity import STORY_NAMESPACE, story_id_for
 
 __all__ = [
+    "BLOCKING_VERSION",
     "FEATURES_VERSION",
     "STORY_NAMESPACE",
     "UNIFORM",

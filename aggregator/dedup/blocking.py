@@ -17,6 +17,9 @@ from aggregator.dedup import rarity
 from aggregator.dedup.compare import operation_names, specificity, specificity_totals
 from aggregator.dedup.features import MIN_PREFIX, Features
 
+BLOCKING_VERSION = 2
+"""Bumped whenever `blocking_keys` gives other keys for the same features: a store indexed by
+another version has its items' keys worked out again (`placement`)."""
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
 """At most this many blocking keys of each kind per item (the most specific)."""
 MIN_CANDIDATE_OVERLAP = 1.0

@@ -59,6 +59,11 @@ class DedupIndex(SqlBase):
                     result[by_hash[hashed]][item_id] = day
         return dict(result)
 
+    def clear_index(self) -> None:
+        """Drop every row of the blocking index (before it is built again)."""
+        with self._tx() as conn:
+            conn.execute(dedup_keys.delete())
+
     def has_index(self) -> bool:
         """Whether any item is in the blocking index yet (not on a first run)."""
         with self._tx() as conn:

@@ -201,6 +201,14 @@ class ItemTables(SqlBase):
                 ).scalars()
             )
 
+    def placed_items(self) -> list[str]:
+        """Ids of the items in a story, in id order."""
+        with self._tx() as conn:
+            return list(conn.execute(
+                sa.select(items.c.item_id).where(items.c.story_id.is_not(None))
+                .order_by(items.c.item_id)
+            ).scalars())
+
     def agencies(self) -> dict[str, str]:
         """Every agency slug with items, and the label its newest item used."""
         with self._tx() as conn:
