@@ -139,10 +139,12 @@ def _place(
         assessed = [assess(f, by_id[m], config, index) for m in ids]
         comparisons = [c for c, _ in assessed]
         strength = joins(comparisons, config)
+        # Ties go to the member with the greater id: a cold and a later run list a story's
+        # members and candidates in other orders, and must decide alike.
         top_at = max(range(len(ids)), key=lambda k: (comparisons[k].exact,
-                                                     comparisons[k].score))
+                                                     comparisons[k].score, ids[k]))
         if strength is not None:
-            if best is None or strength > best[0]:
+            if best is None or (strength, ids[top_at]) > (best[0], best[2]):
                 best = (strength, story_id, ids[top_at], *assessed[top_at])
             continue
         top = comparisons[top_at]
@@ -154,7 +156,7 @@ def _place(
             near_misses.append((worded.score, ids[top_at], near_miss))
     notes = [
         MatchNote(f.item_id, member, score, False, c.reasons)
-        for score, member, c in sorted(near_misses, key=lambda n: -n[0])[:3]
+        for score, member, c in sorted(near_misses, key=lambda n: (-n[0], n[1]))[:3]
     ]
     if best is None:
         return None, notes
