@@ -85,8 +85,8 @@ def test_the_held_out_test_split_stays_at_its_measured_level(blind, clustering) 
     tests = [split(s)[1] for s in blind]
     result = pooled([score(clustering(t.features, DedupConfig()), t.labels) for t in tests])
     assert result.precision >= 0.90, result.false_merges
-    assert result.recall >= 0.62, result.missed_merges
-    assert len(result.hard_negative_merges) <= 9, result.hard_negative_merges
+    assert result.recall >= 0.57, result.missed_merges
+    assert len(result.hard_negative_merges) <= 8, result.hard_negative_merges
 
 
 def test_the_dense_window_sets_are_as_labelled() -> None:
