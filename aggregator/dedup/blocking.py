@@ -17,7 +17,7 @@ from aggregator.dedup import rarity
 from aggregator.dedup.compare import operation_names, specificity, specificity_totals
 from aggregator.dedup.features import MIN_PREFIX, Features
 
-BLOCKING_VERSION = 2
+BLOCKING_VERSION = 3
 """Bumped whenever `blocking_keys` gives other keys for the same features: a store indexed by
 another version has its items' keys worked out again (`placement`)."""
 _KEY_LIMITS = {"t": 6, "w": 6, "n": 10, "#": 4, "c": 8, "p": 5}
@@ -71,11 +71,12 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
         countries = sorted(f.countries)[:4]
         keys.update(f"k{kind}|{country}" for kind in kinds for country in countries)
         keys.update(f"a{f.agency}|{kind}" for kind in kinds)
-    # The same country within a few days (by publication, or the first event dated):
-    # agencies telling one case with other words and facts share little more.
+    # The same country (one its title or opening names) within a few days (by publication,
+    # or the first event dated): agencies telling one case with other words and facts
+    # share little more.
     anchor = f.day if f.day is not None else (f.event_dates[0][0] if f.event_dates else None)
     if anchor is not None:
-        for country in sorted(f.countries)[:4]:
+        for country in sorted(f.title_countries | f.lead_countries)[:3]:
             keys.update(f"y{country}|{(anchor + shift) // _DAYS_TOGETHER}" for shift in (0, 1))
     # Host and visitor: each agency's report of a visit or a joint action names the other.
     if f.organisations:
