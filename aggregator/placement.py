@@ -202,18 +202,31 @@ def _known_neighbourhood(
 
     if not new_features or not store.has_index():
         return _Neighbourhood()  # a first run: every item is new, none stored to compare
-    keys = {key for f in new_features
-            for key in fresh_keys.get(f.item_id) or dedup.blocking_keys(f)}
-    days = [f.day for f in new_features]
+    dated = [f for f in new_features if f.day is not None]
+    undated = [f for f in new_features if f.day is None]
+
+    def keys(features: Sequence[dedup.Features]) -> set[str]:
+        return {key for f in features for key in fresh_keys.get(f.item_id)
+                or dedup.blocking_keys(f)}
+
     window = int(config.dedup.window_days) + 1
-    dated = [d for d in days if d is not None]
-    span = None if len(dated) < len(days) else (min(dated) - window, max(dated) + window)
-    # New items enter the index only once placed, so the holders counted are stored items.
-    spreads = {key: dedup.Spread.of(by_day) for key, by_day in store.key_days(keys, span).items()}
-    wanted = dedup.keys_to_fetch(new_features, spreads, config.dedup, keys_of=fresh_keys)
+    days = [f.day for f in dated if f.day is not None]
+    span = (min(days) - window, max(days) + window) if days else None
+    # New items enter the index only once placed, so the holders counted are stored items:
+    # day by day over the dated items' windows; in all, for keys an undated item holds
+    # (its window has no bound).
+    by_day = store.key_days(keys(dated), span) if dated else {}
+    everywhere = store.key_counts(keys(undated)) if undated else {}
+    spreads = {key: dedup.Spread.of(by_day.get(key, {}), everywhere.get(key))
+               for key in by_day.keys() | everywhere.keys()}
+    wanted_dated = dedup.keys_to_fetch(dated, spreads, config.dedup, keys_of=fresh_keys)
+    wanted_undated = dedup.keys_to_fetch(undated, spreads, config.dedup, keys_of=fresh_keys)
+    found = store.holders(wanted_dated - wanted_undated, span) if wanted_dated else {}
+    if wanted_undated:
+        found.update(store.holders(wanted_undated, None))
     new_ids = {f.item_id for f in new_features}
     holders = {key: {i: day for i, day in held.items() if i not in new_ids}
-               for key, held in (store.holders(wanted, span) if wanted else {}).items()}
+               for key, held in found.items()}
     candidate_ids = dedup.stored_candidates(new_features, holders, spreads, config.dedup,
                                             keys_of=fresh_keys)
     if not candidate_ids:

@@ -273,3 +273,12 @@ def test_reports_of_one_country_a_day_apart_are_compared_though_they_share_no_ra
     found = [index.features[slot].item_id
              for slot in index.candidates(last, keys, CONFIG.candidate_limit)]
     assert found == ["arrests"]
+
+
+def test_a_spread_counts_holders_within_a_window_and_all_of_them_for_an_undated_item() -> None:
+    spread = dedup.Spread.of({10: 2, 12: 1, 30: 4, None: 1})
+    assert spread.near((10, 12)) == 4 and spread.near((13, 29)) == 1
+    assert spread.near(None) == 8
+    # Counted only over the dated items' days, and in all for an undated one.
+    assert dedup.Spread.of({10: 2}, everywhere=9).near(None) == 9
+    assert dedup.Spread.of({}, everywhere=9).near((0, 100)) == 0

@@ -184,6 +184,7 @@ def test_key_days_and_holders_respect_the_day_window(store: SqlStore) -> None:
     assert store.key_days(["nrutte", "tcommon", "nabsent"], (95, 105)) == {
         "nrutte": {100: 1, None: 1}, "tcommon": {100: 1, 101: 1}}
     assert store.key_days(["nrutte"], None) == {"nrutte": {100: 1, 120: 1, None: 1}}
+    assert store.key_counts(["nrutte", "tcommon", "nabsent"]) == {"nrutte": 3, "tcommon": 2}
     assert store.holders(["nrutte", "tcommon"], (95, 105)) == {
         "nrutte": {ids[0]: 100, ids[2]: None}, "tcommon": {ids[2]: 100, ids[3]: 101}}
     assert store.holders(["tcommon"], (101, 130)) == {"tcommon": {ids[3]: 101}}

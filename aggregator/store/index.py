@@ -42,6 +42,22 @@ class DedupIndex(SqlBase):
                     result[by_hash[hashed]][day] = count
         return dict(result)
 
+    def key_counts(self, keys: Iterable[str]) -> dict[str, int]:
+        """How many stored items hold each key, whatever their days (counted inside the
+        index)."""
+        by_hash = {key_hash(k): k for k in keys}
+        result: dict[str, int] = {}
+        with self._tx() as conn:
+            for chunk in chunks(sorted(by_hash)):
+                rows = conn.execute(
+                    sa.select(dedup_keys.c.key, sa.func.count())
+                    .where(dedup_keys.c.key.in_(chunk))
+                    .group_by(dedup_keys.c.key)
+                )
+                for hashed, count in rows:
+                    result[by_hash[hashed]] = count
+        return result
+
     def holders(
         self, keys: Iterable[str], days: tuple[int, int] | None
     ) -> dict[str, dict[str, int | None]]:
