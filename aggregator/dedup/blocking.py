@@ -152,24 +152,31 @@ class Spread:
     running: tuple[int, ...]
     """Holders up to and including each of `days`."""
     undated: int = 0
+    everywhere: int | None = None
+    """All holders whatever their days, when counted (for an undated item's window, which
+    is unbounded); else those of `days` and the undated ones."""
 
     @classmethod
-    def of(cls, by_day: Mapping[int | None, int]) -> Spread:
-        """From the number of holders on each day (None: undated holders)."""
+    def of(cls, by_day: Mapping[int | None, int], everywhere: int | None = None) -> Spread:
+        """From the number of holders on each day (None: undated holders), counted over the
+        days new items' windows span, and all holders (`everywhere`) where an undated new
+        item holds the key."""
         days = sorted(d for d in by_day if d is not None)
         running: list[int] = []
         total = 0
         for day in days:
             total += by_day[day]
             running.append(total)
-        return cls(tuple(days), tuple(running), by_day.get(None, 0))
+        return cls(tuple(days), tuple(running), by_day.get(None, 0), everywhere)
 
     def near(self, window: tuple[int, int] | None) -> int:
         """Holders dated within `window` (None: all of them), and the undated ones."""
+        if window is None:
+            if self.everywhere is not None:
+                return self.everywhere
+            return (self.running[-1] if self.running else 0) + self.undated
         if not self.running:
             return self.undated
-        if window is None:
-            return self.running[-1] + self.undated
         hi = bisect.bisect_right(self.days, window[1])
         lo = bisect.bisect_left(self.days, window[0])
         within = (self.running[hi - 1] if hi else 0) - (self.running[lo - 1] if lo else 0)
@@ -480,7 +487,12 @@ class Index:
                 scores[slot] = get(slot, 0.0) + weight
             for slot in undated:
                 scores[slot] = get(slot, 0.0) + weight
-        return _ranked(scores, limit)
+        # Ties by item id, as `best_candidates` breaks them: slots are numbered in the order
+        # a run indexed items, which differs between a cold and a later run.
+        features = self.features
+        ranked = sorted((-score, features[slot].item_id, slot) for slot, score in scores.items()
+                        if score >= MIN_CANDIDATE_OVERLAP)
+        return [slot for _, _, slot in ranked[:limit]]
 
 
 class _KindWeights(dict[str, float]):
