@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _FEATURE_BATCH = 1000
+"""Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
 _KEYS_VERSION_META = "dedup_keys_version"
 """Store setting: the features and blocking versions that indexed the stored items."""
-"""Items analysed for dedup at a time: bounds memory when stored items are analysed again."""
 
 
 def place(store: Store, config: Config, changed: Sequence[str],
@@ -206,8 +206,7 @@ def _known_neighbourhood(
     undated = [f for f in new_features if f.day is None]
 
     def keys(features: Sequence[dedup.Features]) -> set[str]:
-        return {key for f in features for key in fresh_keys.get(f.item_id)
-                or dedup.blocking_keys(f)}
+        return {key for f in features for key in dedup.keys_for(f, fresh_keys)}
 
     window = int(config.dedup.window_days) + 1
     days = [f.day for f in dated if f.day is not None]

@@ -20,6 +20,7 @@ from aggregator.dedup.blocking import (
     blocking_keys,
     index_rows,
     is_strong_key,
+    keys_for,
     keys_to_fetch,
     stored_candidates,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "index_rows",
     "is_strong_key",
     "joins",
+    "keys_for",
     "keys_to_fetch",
     "processing_order",
     "rerank",

@@ -86,6 +86,12 @@ def blocking_keys(f: Features) -> tuple[str, ...]:
     return tuple(map(sys.intern, sorted(keys)))
 
 
+def keys_for(f: Features, computed: Mapping[str, Sequence[str]] | None) -> Sequence[str]:
+    """An item's blocking keys: from `computed` (by item id) where worked out already."""
+    known = computed.get(f.item_id) if computed else None
+    return known if known is not None else blocking_keys(f)
+
+
 def _longest(kind: str, values: Collection[str]) -> list[str]:
     """The longest (most specific) values first, as many as the kind allows."""
     if not values:
@@ -197,12 +203,10 @@ def keys_to_fetch(
     """The keys whose stored holders can find a candidate: those held by few enough
     stored items within the window of some new item that holds them (the others are
     skipped for every new item, as a cold run skips them)."""
-    computed = keys_of or {}
     wanted: set[str] = set()
     for f in new:
-        known_keys = computed.get(f.item_id)
         span = window_of(f, config.window_days)
-        for key in known_keys if known_keys is not None else blocking_keys(f):
+        for key in keys_for(f, keys_of):
             spread = spreads.get(key)
             if spread is not None and key not in wanted \
                     and useful(key, spread.near(span), config.key_cap):
@@ -221,13 +225,10 @@ def stored_candidates(
     `spreads` counts every key's stored holders by day; `keys_of` has new items' blocking
     keys where they were computed already."""
     chosen: set[str] = set()
-    computed = keys_of or {}
     for f in new:
-        known_keys = computed.get(f.item_id)
-        keys = known_keys if known_keys is not None else blocking_keys(f)
         span = window_of(f, config.window_days)
         held: list[tuple[str, Sequence[str], int]] = []
-        for key in keys:
+        for key in keys_for(f, keys_of):
             holding = holders.get(key)
             if not holding:
                 continue
@@ -247,10 +248,8 @@ def index_rows(
 ) -> Iterator[tuple[str, str, int | None]]:
     """The blocking index rows (key, item id, day) of items, as the store keeps them
     (`known_keys`: keys already computed, by item id)."""
-    known = known_keys or {}
     for f in features:
-        keys = known.get(f.item_id)
-        for key in keys if keys is not None else blocking_keys(f):
+        for key in keys_for(f, known_keys):
             yield key, f.item_id, f.day
 
 
@@ -372,10 +371,6 @@ class Index:
         return (_pack(math.floor(f.day - self.window), 0),
                 _pack(math.floor(f.day + self.window), _SLOT_MASK))
 
-    def _days_near(self, f: Features) -> tuple[int, int] | None:
-        """The days of the window of `f` (the days `_span` bounds)."""
-        return window_of(f, self.window)
-
     def _near(self, key: str, f: Features) -> Sequence[int]:
         """`key`'s dated postings within the window of `f` (all, if `f` is undated)."""
         held = self.dated.get(key)
@@ -422,7 +417,7 @@ class Index:
         the items of this run indexed so far (the stored items indexed, a neighbourhood, are
         in the store's count already), so a later run weighs keys as a cold run would."""
         spread = self.stored_counts.get(key)
-        stored = spread.near(self._days_near(f)) if spread is not None else 0
+        stored = spread.near(window_of(f, self.window)) if spread is not None else 0
         known = self.known_slots
         if not known:
             return stored + self._near_count(key, f)

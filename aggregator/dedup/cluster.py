@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from aggregator.config import DedupConfig
-from aggregator.dedup.blocking import Index, Spread, blocking_keys
+from aggregator.dedup.blocking import Index, Spread, keys_for
 from aggregator.dedup.compare import Comparison, Evidence, assess, explained
 from aggregator.dedup.features import Features
 from aggregator.identity import story_id_for
@@ -63,14 +63,11 @@ def cluster(
     touched: set[str] = set()
     notes: list[MatchNote] = []
     placed_keys: dict[str, Sequence[str]] = {}
-    computed = keys_of or {}
     for f in sorted(new, key=processing_order):
         if f.item_id in story_of_item:
             continue
         by_id[f.item_id] = f
-        known_keys = computed.get(f.item_id)
-        keys = placed_keys[f.item_id] = (known_keys if known_keys is not None
-                                         else blocking_keys(f))
+        keys = placed_keys[f.item_id] = keys_for(f, keys_of)
         joined, item_notes = _place(f, keys, index, members, by_id, config)
         notes.extend(item_notes)
         story_id = joined if joined is not None else story_id_for(f.item_id)
