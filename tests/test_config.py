@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
-from aggregator.config import FeedSource, SeedFileSource, load_config, parse_duration
+from aggregator.config import (
+    DedupConfig,
+    FeedSource,
+    SeedFileSource,
+    load_config,
+    parse_duration,
+)
 from aggregator.errors import ConfigError
 
 
@@ -115,3 +123,13 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_the_dedup_defaults_readme_shows_are_the_defaults() -> None:
+    # README's example config says "defaults shown" for [dedup]: they must be the code's
+    # (the fitted thresholds change with each refit).
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```toml\n(.*?)```", readme, re.S) if "[dedup]" in b)
+    shown = tomllib.loads(block)["dedup"]
+    defaults = DedupConfig()
+    assert shown and {key: getattr(defaults, key) for key in shown} == shown
